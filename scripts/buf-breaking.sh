@@ -5,7 +5,9 @@
 #   - $BUF_AGAINST, if set (any git revision): only that.
 #   - Otherwise each of these that exists:
 #       1. the newest release tag of the api module (api/v*): nothing released
-#          may break;
+#          may break. Before the first release, the commit that brought in
+#          api/buf.yaml instead: v1 only grows, so today's protos must still
+#          be compatible with the first ones, whatever happened in between;
 #       2. the main line before this change: the point where HEAD left main (or
 #          origin/main); when that is HEAD itself — working on main — HEAD for
 #          uncommitted edits, or HEAD's parent when the tree is clean, so that
@@ -28,8 +30,11 @@ bases=()
 if [ -n "${BUF_AGAINST:-}" ]; then
 	bases=("$BUF_AGAINST")
 else
-	tag=$(git tag --list 'api/v*' --sort=-version:refname | head -n1)
-	[ -n "$tag" ] && bases+=("$tag")
+	release=$(git tag --list 'api/v*' --sort=-version:refname | head -n1)
+	if [ -z "$release" ]; then
+		release=$(git log --format=%H --diff-filter=A -- api/buf.yaml | tail -n1)
+	fi
+	[ -n "$release" ] && bases+=("$release")
 	mainline=
 	for main in main origin/main; do
 		if git rev-parse --verify -q "$main^{commit}" >/dev/null; then
@@ -45,7 +50,9 @@ else
 			mainline=$head
 		fi
 	fi
-	bases+=("$mainline")
+	if [ "$(git rev-parse "$mainline")" != "$(git rev-parse "${release:-none}^{commit}" 2>/dev/null)" ]; then
+		bases+=("$mainline")
+	fi
 fi
 
 tmp=$(mktemp -d)
