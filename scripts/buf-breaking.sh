@@ -50,25 +50,27 @@ else
 			mainline=$head
 		fi
 	fi
-	if [ "$(git rev-parse "$mainline")" != "$(git rev-parse "${release:-none}^{commit}" 2>/dev/null)" ]; then
-		bases+=("$mainline")
-	fi
+	bases+=("$mainline")
 fi
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 status=0
+compared=" "
 for base in "${bases[@]}"; do
-	if ! git rev-parse --verify -q "$base^{commit}" >/dev/null; then
+	if ! commit=$(git rev-parse --verify -q "$base^{commit}"); then
 		echo "breaking: base $base is not a revision of this repository" >&2
 		exit 1
 	fi
-	label="$base ($(git rev-parse --short "$base^{commit}"))"
+	# The release and the main line are often the same commit: compare once.
+	[[ $compared == *" $commit "* ]] && continue
+	compared+="$commit "
+	label="$base (${commit:0:7})"
 	if ! git cat-file -e "$base:api/buf.yaml" 2>/dev/null; then
 		echo "breaking: $label has no api/buf.yaml; nothing to compare with"
 		continue
 	fi
-	dir="$tmp/$(git rev-parse "$base^{commit}")"
+	dir="$tmp/$commit"
 	mkdir -p "$dir"
 	git archive "$base" api | tar -x -C "$dir"
 	echo "breaking: comparing api/proto with $label"
