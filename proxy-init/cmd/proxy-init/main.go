@@ -1,0 +1,19 @@
+// Command proxy-init sets up the nftables rules that redirect a pod's TCP
+// traffic through its proxy, then exits.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/linkerd-go/linkerd-go/proxy-init/internal/cli"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := cli.Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}

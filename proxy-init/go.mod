@@ -1,0 +1,19 @@
+module github.com/linkerd-go/linkerd-go/proxy-init
+
+go 1.26.0
+
+require (
+	github.com/google/nftables v0.3.0
+	github.com/linkerd-go/linkerd-go/api v0.0.0
+	github.com/mdlayher/netlink v1.7.3-0.20250113171957-fbb4dce95f42
+	golang.org/x/sys v0.48.0
+)
+
+require (
+	github.com/google/go-cmp v0.6.0 // indirect
+	github.com/mdlayher/socket v0.5.0 // indirect
+	golang.org/x/net v0.60.0 // indirect
+	golang.org/x/sync v0.6.0 // indirect
+)
+
+replace github.com/linkerd-go/linkerd-go/api => ../api
