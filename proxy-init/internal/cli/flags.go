@@ -23,10 +23,8 @@ type options struct {
 	logFormat string
 }
 
-// errUsage marks errors in the command line itself.
-var errUsage = errors.New("usage")
-
-// parseArgs parses the command line. Help and parse errors are written to w.
+// parseArgs parses the command line. Help, and what is wrong with the command
+// line, are written to w.
 func parseArgs(args []string, w io.Writer) (options, error) {
 	o := options{config: plan.Default()}
 	c := &o.config
@@ -40,27 +38,27 @@ func parseArgs(args []string, w io.Writer) (options, error) {
 		fmt.Fprintln(w)
 		fs.PrintDefaults()
 	}
-	fs.Var((*portFlag)(&c.IncomingProxyPort), "incoming-proxy-port", "port of the proxy's inbound listener, where inbound TCP is redirected")
-	fs.Var((*portFlag)(&c.OutgoingProxyPort), "outgoing-proxy-port", "port of the proxy's outbound listener, where outbound TCP is redirected")
-	fs.Int64Var(&c.ProxyUID, "proxy-uid", c.ProxyUID, "user ID of the proxy, whose own connections are not redirected (-1: none)")
-	fs.Int64Var(&c.ProxyGID, "proxy-gid", c.ProxyGID, "group ID of the proxy, whose own connections are not redirected (-1: none)")
-	fs.Var(&portListFlag{ranges: &c.InboundPortsToIgnore}, "inbound-ports-to-ignore", "inbound destination ports that go straight to the application")
-	fs.Var(&portListFlag{ranges: &c.OutboundPortsToIgnore}, "outbound-ports-to-ignore", "outbound destination ports that go straight out")
-	fs.Var(&portListFlag{ranges: &c.PortsToRedirect}, "ports-to-redirect", "inbound ports to redirect to the proxy (default: every port not ignored)")
-	fs.Var(&subnetListFlag{prefixes: &c.SubnetsToIgnore}, "subnets-to-ignore", "comma-separated CIDRs: inbound connections from them and outbound connections to them bypass the proxy")
+	fs.Var((*portFlag)(&c.IncomingProxyPort), "incoming-proxy-port", "`port` of the proxy's inbound listener, where inbound TCP is redirected")
+	fs.Var((*portFlag)(&c.OutgoingProxyPort), "outgoing-proxy-port", "`port` of the proxy's outbound listener, where outbound TCP is redirected")
+	fs.Int64Var(&c.ProxyUID, "proxy-uid", c.ProxyUID, "`uid` of the proxy, whose own connections are not redirected (-1: none)")
+	fs.Int64Var(&c.ProxyGID, "proxy-gid", c.ProxyGID, "`gid` of the proxy, whose own connections are not redirected (-1: none)")
+	fs.Var(&portListFlag{ranges: &c.InboundPortsToIgnore}, "inbound-ports-to-ignore", "inbound destination `ports` that go straight to the application")
+	fs.Var(&portListFlag{ranges: &c.OutboundPortsToIgnore}, "outbound-ports-to-ignore", "outbound destination `ports` that go straight out")
+	fs.Var(&portListFlag{ranges: &c.PortsToRedirect}, "ports-to-redirect", "inbound `ports` to redirect to the proxy (default: every port not ignored)")
+	fs.Var(&subnetListFlag{prefixes: &c.SubnetsToIgnore}, "subnets-to-ignore", "comma-separated `CIDRs`: inbound connections from them and outbound connections to them bypass the proxy")
 	fs.BoolVar(&c.IPv6, "ipv6", c.IPv6, "redirect IPv6 traffic as well as IPv4")
-	fs.StringVar(&o.netns, "netns", "", "path of the network namespace to set up (for example /proc/<pid>/ns/net); default: the current one")
+	fs.StringVar(&o.netns, "netns", "", "`path` of the network namespace to set up (for example /proc/<pid>/ns/net); default: the current one")
 	fs.BoolVar(&o.simulate, "simulate", false, "print the rule set as an nft script and change nothing")
-	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	fs.StringVar(&o.logFormat, "log-format", "plain", "log format: plain or json")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
+	fs.StringVar(&o.logFormat, "log-format", "plain", "log `format`: plain or json")
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return o, err
-		}
-		return o, fmt.Errorf("%w: %v", errUsage, err)
+		return o, err
 	}
 	if fs.NArg() > 0 {
-		return o, fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+		err := fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		fmt.Fprintf(w, "proxy-init: %v\n", err)
+		fs.Usage()
+		return o, err
 	}
 	return o, nil
 }
