@@ -6,6 +6,8 @@ require (
 	github.com/google/nftables v0.3.0
 	github.com/linkerd-go/linkerd-go/api v0.0.0
 	github.com/mdlayher/netlink v1.7.3-0.20250113171957-fbb4dce95f42
+	github.com/vishvananda/netlink v1.3.1
+	github.com/vishvananda/netns v0.0.5
 	golang.org/x/sys v0.48.0
 )
 
