@@ -42,10 +42,10 @@ func parseArgs(args []string, w io.Writer) (options, error) {
 	fs.Var((*portFlag)(&c.OutgoingProxyPort), "outgoing-proxy-port", "`port` of the proxy's outbound listener, where outbound TCP is redirected")
 	fs.Int64Var(&c.ProxyUID, "proxy-uid", c.ProxyUID, "`uid` of the proxy, whose own connections are not redirected (-1: none)")
 	fs.Int64Var(&c.ProxyGID, "proxy-gid", c.ProxyGID, "`gid` of the proxy, whose own connections are not redirected (-1: none)")
-	fs.Var(&portListFlag{ranges: &c.InboundPortsToIgnore}, "inbound-ports-to-ignore", "inbound destination `ports` that go straight to the application")
-	fs.Var(&portListFlag{ranges: &c.OutboundPortsToIgnore}, "outbound-ports-to-ignore", "outbound destination `ports` that go straight out")
-	fs.Var(&portListFlag{ranges: &c.PortsToRedirect}, "ports-to-redirect", "inbound `ports` to redirect to the proxy (default: every port not ignored)")
-	fs.Var(&subnetListFlag{prefixes: &c.SubnetsToIgnore}, "subnets-to-ignore", "comma-separated `CIDRs`: inbound connections from them and outbound connections to them bypass the proxy")
+	fs.Var(portList(&c.InboundPortsToIgnore), "inbound-ports-to-ignore", "inbound destination `ports` that go straight to the application")
+	fs.Var(portList(&c.OutboundPortsToIgnore), "outbound-ports-to-ignore", "outbound destination `ports` that go straight out")
+	fs.Var(portList(&c.PortsToRedirect), "ports-to-redirect", "inbound `ports` to redirect to the proxy (default: every port not ignored)")
+	fs.Var(subnetList(&c.SubnetsToIgnore), "subnets-to-ignore", "comma-separated `CIDRs`: inbound connections from them and outbound connections to them bypass the proxy")
 	fs.BoolVar(&c.IPv6, "ipv6", c.IPv6, "redirect IPv6 traffic as well as IPv4")
 	fs.StringVar(&o.netns, "netns", "", "`path` of the network namespace to set up (for example /proc/<pid>/ns/net); default: the current one")
 	fs.BoolVar(&o.simulate, "simulate", false, "print the rule set as an nft script and change nothing")
@@ -77,30 +77,40 @@ func (p *portFlag) Set(s string) error {
 	return nil
 }
 
-// portListFlag is a flag holding a port list in the syntax of mesh's
-// annotations. As with Linkerd's proxy-init, it may be given several times:
-// the first use replaces the default, later ones add to it.
-type portListFlag struct {
-	ranges *[]mesh.PortRange
+// listFlag is a flag holding a list: port lists in the syntax of the mesh's
+// annotations, or subnets. As with Linkerd's proxy-init, it may be given
+// several times: the first use replaces the default, later ones add to it.
+type listFlag[T any] struct {
+	items  *[]T
+	parse  func(string) ([]T, error)
+	format func([]T) string
 	set    bool
 }
 
-func (f *portListFlag) String() string {
-	if f.ranges == nil {
-		return ""
-	}
-	return mesh.FormatPortRanges(*f.ranges)
+func portList(items *[]mesh.PortRange) *listFlag[mesh.PortRange] {
+	return &listFlag[mesh.PortRange]{items: items, parse: mesh.ParsePortRanges, format: mesh.FormatPortRanges}
 }
 
-func (f *portListFlag) Set(s string) error {
-	rs, err := mesh.ParsePortRanges(s)
+func subnetList(items *[]netip.Prefix) *listFlag[netip.Prefix] {
+	return &listFlag[netip.Prefix]{items: items, parse: parseSubnets, format: formatSubnets}
+}
+
+func (f *listFlag[T]) String() string {
+	if f.items == nil {
+		return ""
+	}
+	return f.format(*f.items)
+}
+
+func (f *listFlag[T]) Set(s string) error {
+	items, err := f.parse(s)
 	if err != nil {
 		return err
 	}
 	if !f.set {
-		*f.ranges, f.set = nil, true
+		*f.items, f.set = nil, true
 	}
-	*f.ranges = append(*f.ranges, rs...)
+	*f.items = append(*f.items, items...)
 	return nil
 }
 
@@ -134,32 +144,12 @@ func parseSubnets(s string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// subnetListFlag is a flag holding a list of networks; like portListFlag, it
-// may be repeated.
-type subnetListFlag struct {
-	prefixes *[]netip.Prefix
-	set      bool
-}
-
-func (f *subnetListFlag) String() string {
-	if f.prefixes == nil {
-		return ""
-	}
-	parts := make([]string, len(*f.prefixes))
-	for i, p := range *f.prefixes {
+// formatSubnets returns the list form of ps, which parseSubnets reads back
+// as ps.
+func formatSubnets(ps []netip.Prefix) string {
+	parts := make([]string, len(ps))
+	for i, p := range ps {
 		parts[i] = p.String()
 	}
 	return strings.Join(parts, ",")
-}
-
-func (f *subnetListFlag) Set(s string) error {
-	ps, err := parseSubnets(s)
-	if err != nil {
-		return err
-	}
-	if !f.set {
-		*f.prefixes, f.set = nil, true
-	}
-	*f.prefixes = append(*f.prefixes, ps...)
-	return nil
 }

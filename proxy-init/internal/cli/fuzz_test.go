@@ -38,7 +38,7 @@ func FuzzParseArgs(f *testing.F) {
 			"--inbound-ports-to-ignore", canonical(o.config.InboundPortsToIgnore),
 			"--outbound-ports-to-ignore", canonical(o.config.OutboundPortsToIgnore),
 			"--ports-to-redirect", canonical(o.config.PortsToRedirect),
-			"--subnets-to-ignore", (&subnetListFlag{prefixes: &o.config.SubnetsToIgnore}).String(),
+			"--subnets-to-ignore", formatSubnets(o.config.SubnetsToIgnore),
 		}, io.Discard)
 		if err != nil {
 			t.Fatalf("the canonical form of accepted lists is refused: %v", err)

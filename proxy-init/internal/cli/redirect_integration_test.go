@@ -5,6 +5,7 @@ package cli
 import (
 	"io"
 	"net/netip"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -58,42 +59,31 @@ func TestRedirection(t *testing.T) {
 		"--subnets-to-ignore", skippedNets,
 		"--proxy-gid", itoa(proxyGID))
 	none := netip.Addr{}
-
 	for _, tc := range []struct {
-		name   string
-		from   netip.Addr
-		to     netip.AddrPort
-		answer string
+		name     string
+		from     *os.File
+		fromAddr netip.Addr
+		to       netip.AddrPort
+		answer   string
 	}{
-		{"inbound IPv4 to the proxy", none, addrPort(podIP4, appPort), "proxy-inbound 198.18.0.2:8080"},
-		{"inbound IPv6 to the proxy", none, addrPort(podIP6, appPort), "proxy-inbound [2001:2::2]:8080"},
-		{"inbound to an ignored port", none, addrPort(podIP4, ignoredInboundPort), "app 198.18.0.2:9090"},
-		{"inbound IPv6 to an ignored port", none, addrPort(podIP6, ignoredInboundPort), "app [2001:2::2]:9090"},
-		{"inbound to the admin port", none, addrPort(podIP4, mesh.AdminPort), "admin 198.18.0.2:4191"},
-		{"inbound from a subnet to ignore", skippedIP4, addrPort(podIP4, appPort), "app 198.18.0.2:8080"},
-		{"inbound IPv6 from a subnet to ignore", skippedIP6, addrPort(podIP6, appPort), "app [2001:2::2]:8080"},
+		{"inbound IPv4 to the proxy", n.peer, none, addrPort(podIP4, appPort), "proxy-inbound 198.18.0.2:8080"},
+		{"inbound IPv6 to the proxy", n.peer, none, addrPort(podIP6, appPort), "proxy-inbound [2001:2::2]:8080"},
+		{"inbound to an ignored port", n.peer, none, addrPort(podIP4, ignoredInboundPort), "app 198.18.0.2:9090"},
+		{"inbound IPv6 to an ignored port", n.peer, none, addrPort(podIP6, ignoredInboundPort), "app [2001:2::2]:9090"},
+		{"inbound to the admin port", n.peer, none, addrPort(podIP4, mesh.AdminPort), "admin 198.18.0.2:4191"},
+		{"inbound from a subnet to ignore", n.peer, skippedIP4, addrPort(podIP4, appPort), "app 198.18.0.2:8080"},
+		{"inbound IPv6 from a subnet to ignore", n.peer, skippedIP6, addrPort(podIP6, appPort), "app [2001:2::2]:8080"},
+		{"outbound IPv4 to the proxy", n.pod, none, addrPort(peerIP4, remotePort), "proxy-outbound 198.18.0.1:80"},
+		{"outbound IPv6 to the proxy", n.pod, none, addrPort(peerIP6, remotePort), "proxy-outbound [2001:2::1]:80"},
+		{"outbound to an ignored port", n.pod, none, addrPort(peerIP4, ignoredRemotePort), "remote 198.18.0.1:443"},
+		{"outbound to a subnet to ignore", n.pod, none, addrPort(skippedIP4, remotePort), "remote 198.18.1.1:80"},
+		{"outbound IPv6 to a subnet to ignore", n.pod, none, addrPort(skippedIP6, remotePort), "remote [2001:2:0:1::1]:80"},
+		{"loopback", n.pod, none, addrPort(netip.MustParseAddr("127.0.0.1"), appPort), "app 127.0.0.1:8080"},
+		{"IPv6 loopback", n.pod, none, addrPort(netip.IPv6Loopback(), appPort), "app [::1]:8080"},
+		{"to the pod's own address", n.pod, none, addrPort(podIP4, appPort), "app 198.18.0.2:8080"},
 	} {
-		if got := ask(t, n.peer, tc.from, tc.to); got != tc.answer {
-			t.Errorf("%s: peer -> %v answered %q, want %q", tc.name, tc.to, got, tc.answer)
-		}
-	}
-
-	for _, tc := range []struct {
-		name   string
-		to     netip.AddrPort
-		answer string
-	}{
-		{"outbound IPv4 to the proxy", addrPort(peerIP4, remotePort), "proxy-outbound 198.18.0.1:80"},
-		{"outbound IPv6 to the proxy", addrPort(peerIP6, remotePort), "proxy-outbound [2001:2::1]:80"},
-		{"outbound to an ignored port", addrPort(peerIP4, ignoredRemotePort), "remote 198.18.0.1:443"},
-		{"outbound to a subnet to ignore", addrPort(skippedIP4, remotePort), "remote 198.18.1.1:80"},
-		{"outbound IPv6 to a subnet to ignore", addrPort(skippedIP6, remotePort), "remote [2001:2:0:1::1]:80"},
-		{"loopback", addrPort(netip.MustParseAddr("127.0.0.1"), appPort), "app 127.0.0.1:8080"},
-		{"IPv6 loopback", addrPort(netip.IPv6Loopback(), appPort), "app [::1]:8080"},
-		{"to the pod's own address", addrPort(podIP4, appPort), "app 198.18.0.2:8080"},
-	} {
-		if got := ask(t, n.pod, none, tc.to); got != tc.answer {
-			t.Errorf("%s: pod -> %v answered %q, want %q", tc.name, tc.to, got, tc.answer)
+		if got := ask(t, tc.from, tc.fromAddr, tc.to); got != tc.answer {
+			t.Errorf("%s: connection to %v answered %q, want %q", tc.name, tc.to, got, tc.answer)
 		}
 	}
 
