@@ -247,9 +247,11 @@ func TestFailedApplyChangesNothing(t *testing.T) {
 		append([]plan.Rule{{Verdict: plan.Verdict{Kind: plan.Jump, Chain: "MISSING"}}}, broken.Chains[3].Rules[1:]...)...)
 
 	empty := ruleset(t, ns)
-	if err := conn.Apply(broken); err == nil || !strings.Contains(err.Error(), "nothing was changed") {
+	err = conn.Apply(broken)
+	if err == nil || !strings.Contains(err.Error(), "nothing was changed") {
 		t.Fatalf("applying a broken rule set: %v", err)
 	}
+	t.Logf("refused as expected: %v", err)
 	if got := ruleset(t, ns); got != empty {
 		t.Errorf("a refused first rule set left:\n%s", got)
 	}

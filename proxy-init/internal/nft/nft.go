@@ -81,7 +81,7 @@ func setBuffers(c *netlink.Conn) error {
 	err = raw.Control(func(fd uintptr) {
 		for _, opt := range []int{unix.SO_SNDBUFFORCE, unix.SO_RCVBUFFORCE} {
 			if err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, opt, socketBuffer); err != nil {
-				sockErr = fmt.Errorf("setting the netlink socket's buffers: %w", err)
+				sockErr = fmt.Errorf("setting the netlink socket's buffers (needs CAP_NET_ADMIN): %w", err)
 				return
 			}
 		}
@@ -122,7 +122,7 @@ func (c *Conn) Apply(p *plan.Plan) error {
 		}
 	}
 	if err := c.nft.Flush(); err != nil {
-		return fmt.Errorf("the kernel refused the rule set of table inet %s (nothing was changed): %w", p.Table, err)
+		return fmt.Errorf("applying the rule set of table inet %s (nothing was changed): %w", p.Table, err)
 	}
 	return nil
 }
