@@ -27,6 +27,14 @@ CACHE_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/linkerd-go
 export GOCACHE := $(CACHE_DIR)/go-build
 export GOMODCACHE := $(CACHE_DIR)/go-mod
 export BUF_CACHE_DIR := $(CACHE_DIR)/buf
+# Read by the tools module: built Kubernetes binaries, dev cluster state.
+export LINKERD_GO_CACHE := $(CACHE_DIR)
+
+# Build tags of the test tiers above unit tests (see ../shared/TESTING.md):
+#   integration  tier 2: real parts on this machine (kube-apiserver, network namespaces); root
+#   e2e          tier 3: the real single-node cluster
+TEST_TAGS := integration,e2e
+DEV := cd $(ROOT)/tools && GOWORK=off go run ./cmd/dev
 
 GOTOOL := GOWORK=off go tool -modfile=$(ROOT)/devtools/go.mod
 
@@ -37,7 +45,7 @@ help: ## Show the targets.
 	@echo "  cache:   $(CACHE_DIR)"
 
 .PHONY: test
-test: check-generated lint build test-unit ## Everything CI checks: generated code, lint, build and tests of every module.
+test: check-generated lint build test-unit test-integration test-e2e ## Everything CI checks: generated code, lint, build and every test tier.
 	@echo "test: all checks passed"
 
 .PHONY: generate
@@ -63,6 +71,30 @@ test-unit: ## Run every module's Go tests on its own, with the race detector.
 		(cd $(ROOT)/$$m && GOWORK=off go test -race ./...); \
 	done
 
+.PHONY: test-integration
+test-integration: k8s-bins ## Tier 2: every module's tests against real parts (kube-apiserver, netns). Needs root.
+	@for m in $(MODULES); do \
+		echo "test-integration: $$m"; \
+		(cd $(ROOT)/$$m && GOWORK=off go test -race -tags integration ./...); \
+	done
+
+.PHONY: test-e2e
+test-e2e: k8s-bins ## Tier 3: tests on the real single-node cluster (brought up and torn down by the tests). Needs root.
+	@echo "test-e2e: tools"
+	@cd $(ROOT)/tools && GOWORK=off go test -tags e2e -timeout 30m ./...
+
+.PHONY: k8s-bins
+k8s-bins: ## Build (or find in the cache) the pinned Kubernetes, containerd, CNI, helm and crane binaries.
+	@$(DEV) k8s-bins
+
+.PHONY: cluster-up
+cluster-up: k8s-bins ## Bring up the single-node dev cluster (idempotent). Needs root.
+	@$(DEV) cluster up
+
+.PHONY: cluster-down
+cluster-down: ## Tear the dev cluster down, removing everything it created on the host.
+	@$(DEV) cluster down
+
 .PHONY: lint
 lint: lint-go lint-proto ## All linters.
 
@@ -73,8 +105,8 @@ lint-go: ## gofmt, go vet, staticcheck and go.mod tidiness for every module.
 		cd $(ROOT)/$$m; \
 		unformatted=$$(gofmt -l .); \
 		if [ -n "$$unformatted" ]; then echo "not gofmt-clean (run gofmt -w):"; echo "$$unformatted"; exit 1; fi; \
-		GOWORK=off go vet ./...; \
-		$(GOTOOL) staticcheck ./...; \
+		GOWORK=off go vet -tags $(TEST_TAGS) ./...; \
+		$(GOTOOL) staticcheck -tags $(TEST_TAGS) ./...; \
 		GOWORK=off go mod tidy -diff || { echo "$$m/go.mod is not tidy (run go mod tidy)"; exit 1; }; \
 	done
 
