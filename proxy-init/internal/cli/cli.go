@@ -56,13 +56,17 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		log.Error("interrupted before applying the rule set: nothing was changed", "err", err)
 		return exitError
 	}
+	netns := o.netns
+	if netns == "" {
+		netns = "current"
+	}
 	if err := apply(p, o.netns); err != nil {
-		log.Error("setting up redirection failed", "netns", o.netns, "err", err)
+		log.Error("setting up redirection failed", "netns", netns, "err", err)
 		return exitError
 	}
 	log.Info("redirection set up",
 		"table", "inet "+p.Table,
-		"netns", o.netns,
+		"netns", netns,
 		"inbound", fmt.Sprintf("tcp -> :%d", o.config.IncomingProxyPort),
 		"outbound", fmt.Sprintf("tcp -> :%d", o.config.OutgoingProxyPort))
 	log.Debug("rule set", "nft", p.String())

@@ -23,8 +23,8 @@ const (
 	// PreroutingChain and OutputChain are the base chains hooked into NAT.
 	PreroutingChain = "prerouting"
 	OutputChain     = "output"
-	// RedirectChain holds the inbound rules, OutputChain's target the
-	// outbound ones.
+	// RedirectChain holds the inbound rules and OutboundChain the outbound
+	// ones; the base chains jump to them.
 	RedirectChain  = "PROXY_INIT_REDIRECT"
 	OutboundChain  = "PROXY_INIT_OUTPUT"
 	loopbackDevice = "lo"
@@ -33,8 +33,9 @@ const (
 // NoID disables the proxy uid or gid exemption.
 const NoID = -1
 
-// Limits that keep the whole rule set within one netlink batch (one message
-// of the default socket buffer size), with room to spare.
+// Limits that keep the largest rule set, sent as one netlink batch, and the
+// kernel's acknowledgements of it well within the socket buffers package nft
+// sets.
 const (
 	// MaxPortRanges bounds each port list after merging overlapping and
 	// adjacent ranges.
