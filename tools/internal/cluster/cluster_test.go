@@ -48,8 +48,8 @@ func TestConfigsRender(t *testing.T) {
 			if err := yaml.Unmarshal(data, &kubelet); err != nil {
 				t.Fatalf("kubelet config: %v", err)
 			}
-			if kubelet["failCgroupV1"] != !h.cgroupV2 {
-				t.Errorf("failCgroupV1 = %v on cgroupV2=%v", kubelet["failCgroupV1"], h.cgroupV2)
+			if kubelet["failCgroupV1"] != false {
+				t.Errorf("failCgroupV1 = %v: the kubelet would refuse a cgroup v1 host", kubelet["failCgroupV1"])
 			}
 			wantOOM := float64(0)
 			if h.capSysResource {

@@ -76,7 +76,9 @@ const cniConfig = `{
 
 const kubeletConfig = `apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
-failCgroupV1: {{not .CgroupV2}}
+# This machine kind mounts cgroup v1; the kubelet refuses v1 unless told
+# not to. Harmless on a cgroup v2 host.
+failCgroupV1: false
 cgroupDriver: cgroupfs
 failSwapOn: false
 containerRuntimeEndpoint: unix://{{.State}}/containerd/containerd.sock
@@ -142,7 +144,6 @@ func (c *Cluster) values(h hostFacts) configValues {
 		PodRoute: PodRoute, ServiceCIDR: ServiceCIDR, DNSServiceIP: DNSServiceIP,
 		ClusterDomain: ClusterDomain, Bridge: Bridge, CNINetwork: CNINetwork,
 		PauseImage: PauseImage, CoreDNSImage: CoreDNSImage, TestImage: TestAppImage,
-		CgroupV2: h.cgroupV2,
 	}
 	// Without CAP_SYS_RESOURCE nobody may lower an oom_score_adj: clamp
 	// containerd's requests and keep the kubelet and kube-proxy at 0.

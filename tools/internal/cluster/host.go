@@ -194,6 +194,22 @@ func (c *Cluster) restoreHost(ctx context.Context) []error {
 	if _, err := os.Stat(c.bin("kube-proxy")); err == nil {
 		_ = command(ctx, c.bin("kube-proxy"), "--cleanup", "--v=0").Run()
 	}
+	// Chains the kubelet and kube-proxy create outside kube-proxy's cleanup
+	// (KUBE-FIREWALL, the canaries, the iptables hint).
+	for _, ipt := range []string{"iptables", "ip6tables"} {
+		for _, args := range [][]string{
+			{"-t", "filter", "-D", "INPUT", "-j", "KUBE-FIREWALL"},
+			{"-t", "filter", "-D", "OUTPUT", "-j", "KUBE-FIREWALL"},
+			{"-t", "filter", "-F", "KUBE-FIREWALL"},
+			{"-t", "filter", "-X", "KUBE-FIREWALL"},
+			{"-t", "mangle", "-X", "KUBE-KUBELET-CANARY"},
+			{"-t", "filter", "-X", "KUBE-KUBELET-CANARY"},
+			{"-t", "nat", "-X", "KUBE-KUBELET-CANARY"},
+			{"-t", "mangle", "-X", "KUBE-IPTABLES-HINT"},
+		} {
+			_ = command(ctx, ipt, args...).Run() // absent chains are fine
+		}
+	}
 	// Tables that iptables-nft created during our run and that are now empty.
 	if before, err := os.ReadFile(filepath.Join(run, "nft-tables.before")); err == nil {
 		known := strings.Split(strings.TrimSpace(string(before)), "\n")

@@ -83,7 +83,15 @@ func (c *Cluster) LoadImage(ctx context.Context, tarball string) error {
 	if err != nil {
 		return fmt.Errorf("importing %s: %w: %s", tarball, err, out)
 	}
-	c.logf("loaded %s", strings.TrimSpace(strings.ReplaceAll(string(out), "\n", "; ")))
+	// ctr's output is a progress table (and a cgroup v1 warning); the
+	// image names are the lines that say "saved".
+	var names []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[1] == "saved" {
+			names = append(names, f[0])
+		}
+	}
+	c.logf("loaded %s from %s", strings.Join(names, ", "), filepath.Base(tarball))
 	return nil
 }
 

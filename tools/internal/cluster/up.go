@@ -50,7 +50,7 @@ func (c *Cluster) Up(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("images: %w", err)
 	}
-	c.logf("state in %s, logs in %s", c.StateDir, c.LogDir())
+	c.logf("state in %s, logs in %s (cgroup v2: %v, CAP_SYS_RESOURCE: %v)", c.StateDir, c.LogDir(), h.cgroupV2, h.capSysResource)
 
 	etcdURL := "http://127.0.0.1:" + strconv.Itoa(etcdClientPort)
 	peerURL := "http://127.0.0.1:" + strconv.Itoa(etcdPeerPort)
@@ -66,7 +66,7 @@ func (c *Cluster) Up(ctx context.Context) error {
 	}
 	if err := c.waitFor(ctx, "etcd", time.Minute, func(ctx context.Context) error {
 		return httpOK(ctx, etcdURL+"/health")
-	}); err != nil {
+	}, "etcd"); err != nil {
 		return err
 	}
 	if err := c.startAPIServer(); err != nil {
@@ -75,7 +75,7 @@ func (c *Cluster) Up(ctx context.Context) error {
 	if err := c.waitFor(ctx, "containerd", time.Minute, func(ctx context.Context) error {
 		_, err := c.ctr(ctx, "version")
 		return err
-	}); err != nil {
+	}, "containerd"); err != nil {
 		return err
 	}
 	for _, img := range images {
@@ -93,7 +93,7 @@ func (c *Cluster) Up(ctx context.Context) error {
 			return fmt.Errorf("%w: %s", err, body)
 		}
 		return nil
-	}); err != nil {
+	}, "etcd", "kube-apiserver"); err != nil {
 		return err
 	}
 	if err := c.startNodeAndControllers(); err != nil {
@@ -102,14 +102,24 @@ func (c *Cluster) Up(ctx context.Context) error {
 	if out, err := command(ctx, c.bin("kubectl"), "--kubeconfig", c.KubeconfigPath(), "apply", "-f", c.path("manifests", "coredns.yaml")).CombinedOutput(); err != nil {
 		return fmt.Errorf("applying CoreDNS: %w: %s", err, out)
 	}
+	// kube-proxy exits on purpose when the node's addresses change under it,
+	// so it starts once the kubelet has registered the node with its IP.
+	if err := c.waitFor(ctx, "node "+c.NodeName+" registered", 2*time.Minute, func(ctx context.Context) error {
+		return nodeRegistered(ctx, kube, c.NodeName)
+	}, "kube-apiserver", "kubelet"); err != nil {
+		return err
+	}
+	if err := c.startDaemon("kube-proxy", c.bin("kube-proxy"), "--config="+c.path("kube-proxy.yaml")); err != nil {
+		return err
+	}
 	if err := c.waitFor(ctx, "node "+c.NodeName+" Ready", 3*time.Minute, func(ctx context.Context) error {
 		return nodeReady(ctx, kube, c.NodeName)
-	}); err != nil {
+	}, daemons...); err != nil {
 		return err
 	}
 	if err := c.waitFor(ctx, "cluster DNS", 3*time.Minute, func(ctx context.Context) error {
 		return dnsAnswers(ctx)
-	}); err != nil {
+	}, daemons...); err != nil {
 		return err
 	}
 	c.logf("up in %s; kubeconfig: %s", time.Since(start).Round(100*time.Millisecond), c.KubeconfigPath())
@@ -169,7 +179,7 @@ func (c *Cluster) startNodeAndControllers() error {
 	); err != nil {
 		return err
 	}
-	return c.startDaemon("kube-proxy", c.bin("kube-proxy"), "--config="+c.path("kube-proxy.yaml"))
+	return nil
 }
 
 // Client returns a clientset for the cluster's admin kubeconfig.
@@ -183,7 +193,11 @@ func (c *Cluster) Client() (*kubernetes.Clientset, error) {
 }
 
 // waitFor polls check until it succeeds, the timeout passes or ctx ends.
-func (c *Cluster) waitFor(ctx context.Context, what string, timeout time.Duration, check func(context.Context) error) error {
+//
+// It fails at once, with the end of its log, when one of the daemons the
+// check depends on has exited: waiting minutes for a crashed component
+// helps nobody.
+func (c *Cluster) waitFor(ctx context.Context, what string, timeout time.Duration, check func(context.Context) error, needs ...string) error {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -192,8 +206,13 @@ func (c *Cluster) waitFor(ctx context.Context, what string, timeout time.Duratio
 	for {
 		err := check(ctx)
 		if err == nil {
-			c.logf("%s ready (%s)", what, time.Since(start).Round(10*time.Millisecond))
+			c.logf("%s: ok after %s", what, time.Since(start).Round(10*time.Millisecond))
 			return nil
+		}
+		for _, d := range needs {
+			if _, ok := c.running(d); !ok {
+				return fmt.Errorf("%s exited while waiting for %s; end of %s:\n%s", d, what, c.logPath(d), tailFile(c.logPath(d), 15))
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -233,6 +252,19 @@ func nodeReady(ctx context.Context, kube kubernetes.Interface, name string) erro
 		}
 	}
 	return errors.New("node has no Ready condition yet")
+}
+
+func nodeRegistered(ctx context.Context, kube kubernetes.Interface, name string) error {
+	node, err := kube.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	for _, a := range node.Status.Addresses {
+		if a.Type == corev1.NodeInternalIP && a.Address == NodeIP {
+			return nil
+		}
+	}
+	return fmt.Errorf("node has addresses %v, want InternalIP %s", node.Status.Addresses, NodeIP)
 }
 
 // dnsAnswers asks cluster DNS, through the kube-dns Service, for the
