@@ -1,0 +1,3 @@
+// Package injector is the admission webhook that adds the proxy to meshed
+// pods.
+package injector
