@@ -1,0 +1,5 @@
+module github.com/linkerd-go/linkerd-go/proxy
+
+go 1.26.0
+
+replace github.com/linkerd-go/linkerd-go/api => ../api
