@@ -1,0 +1,174 @@
+// Package balance picks an endpoint per request (HTTP) or per connection
+// (TCP): power of two choices over a peak-EWMA estimate of each endpoint's
+// latency, weighted by its outstanding requests — the least loaded of two
+// random endpoints wins, so a slow or busy endpoint gets less traffic
+// without any endpoint being starved of the probes that let it recover.
+package balance
+
+import (
+	"math"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+const (
+	// defaultRTT is the latency assumed for an endpoint never measured.
+	defaultRTT = 30 * time.Millisecond
+	// decay is how fast a peak is forgotten (the EWMA time constant).
+	decay = 10 * time.Second
+)
+
+// Endpoint is one choice of the balancer, with its load statistics. T is
+// what the caller needs to reach the endpoint.
+type Endpoint[T any] struct {
+	Addr  netip.AddrPort
+	Value T
+
+	weight   float64
+	pending  atomic.Int64
+	mu       sync.Mutex
+	ewma     float64 // nanoseconds
+	lastSeen time.Time
+}
+
+// cost is the endpoint's expected latency times its queue, divided by its
+// weight: the P2C comparison key.
+func (e *Endpoint[T]) cost(now time.Time) float64 {
+	e.mu.Lock()
+	ewma := e.decayed(now)
+	e.mu.Unlock()
+	return ewma * float64(e.pending.Load()+1) / e.weight
+}
+
+// decayed returns the EWMA decayed to now; callers hold mu.
+func (e *Endpoint[T]) decayed(now time.Time) float64 {
+	if e.lastSeen.IsZero() {
+		return float64(defaultRTT)
+	}
+	dt := now.Sub(e.lastSeen)
+	if dt <= 0 {
+		return e.ewma
+	}
+	w := math.Exp(-float64(dt) / float64(decay))
+	return e.ewma * w
+}
+
+// observe folds a measured latency in: a peak is taken at once, a lower
+// value only gradually.
+func (e *Endpoint[T]) observe(rtt time.Duration, now time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	v := float64(rtt)
+	if e.lastSeen.IsZero() {
+		e.ewma = v
+	} else {
+		cur := e.decayed(now)
+		if v > cur {
+			e.ewma = v
+		} else {
+			w := math.Exp(-float64(now.Sub(e.lastSeen)) / float64(decay))
+			e.ewma = cur*w + v*(1-w)
+		}
+	}
+	e.lastSeen = now
+}
+
+// Balancer holds the current endpoint set. Update replaces the set while
+// requests are in flight: the statistics of endpoints that stay are kept,
+// a removed endpoint's in-flight requests finish on it.
+type Balancer[T any] struct {
+	set atomic.Pointer[[]*Endpoint[T]]
+	now func() time.Time
+	mu  sync.Mutex // serializes Update
+}
+
+// New returns an empty Balancer.
+func New[T any]() *Balancer[T] {
+	b := &Balancer[T]{now: time.Now}
+	b.set.Store(&[]*Endpoint[T]{})
+	return b
+}
+
+// Target is an endpoint to balance over, with its weight (0 is treated as
+// 1: every endpoint gets some traffic).
+type Target[T any] struct {
+	Addr   netip.AddrPort
+	Weight uint32
+	Value  T
+}
+
+// Update replaces the endpoint set.
+func (b *Balancer[T]) Update(targets []Target[T]) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	old := *b.set.Load()
+	next := make([]*Endpoint[T], 0, len(targets))
+	for _, t := range targets {
+		w := float64(t.Weight)
+		if w == 0 {
+			w = 1
+		}
+		i := slices.IndexFunc(old, func(e *Endpoint[T]) bool { return e.Addr == t.Addr })
+		if i >= 0 && old[i].weight == w {
+			old[i].Value = t.Value
+			next = append(next, old[i])
+			continue
+		}
+		e := &Endpoint[T]{Addr: t.Addr, Value: t.Value, weight: w}
+		if i >= 0 {
+			// Same endpoint, new weight: keep its statistics.
+			old[i].mu.Lock()
+			e.ewma, e.lastSeen = old[i].ewma, old[i].lastSeen
+			old[i].mu.Unlock()
+			e.pending.Store(old[i].pending.Load())
+		}
+		next = append(next, e)
+	}
+	b.set.Store(&next)
+}
+
+// Len is the number of endpoints.
+func (b *Balancer[T]) Len() int { return len(*b.set.Load()) }
+
+// Pick chooses an endpoint and counts a request in flight on it; call the
+// returned done with the request's latency when it ends (or 0 to count it
+// without a latency sample, e.g. a failed connect). ok is false when the
+// set is empty.
+func (b *Balancer[T]) Pick() (e *Endpoint[T], done func(rtt time.Duration), ok bool) {
+	set := *b.set.Load()
+	switch len(set) {
+	case 0:
+		return nil, nil, false
+	case 1:
+		e = set[0]
+	default:
+		i := rand.IntN(len(set))
+		j := rand.IntN(len(set) - 1)
+		if j >= i {
+			j++
+		}
+		now := b.now()
+		e = set[i]
+		if set[j].cost(now) < e.cost(now) {
+			e = set[j]
+		}
+	}
+	e.pending.Add(1)
+	var once atomic.Bool
+	return e, func(rtt time.Duration) {
+		if !once.CompareAndSwap(false, true) {
+			return
+		}
+		e.pending.Add(-1)
+		if rtt > 0 {
+			e.observe(rtt, b.now())
+		}
+	}, true
+}
+
+// Pending returns the requests in flight on e.
+func (e *Endpoint[T]) Pending() int64 { return e.pending.Load() }
