@@ -1,3 +1,0 @@
-// Package injector is the admission webhook that adds the proxy to meshed
-// pods.
-package injector
