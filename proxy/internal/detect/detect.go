@@ -83,10 +83,10 @@ func Detect(conn net.Conn, timeout time.Duration) (Protocol, *Conn, error) {
 		return Opaque, c, err
 	}
 	p, err := c.detect()
-	// Clear the deadline whatever happened; the handler sets its own.
-	if derr := conn.SetReadDeadline(time.Time{}); err == nil && derr != nil {
-		err = derr
-	}
+	// Clear the deadline whatever happened; the handler sets its own. An
+	// error here means the connection is already closed, which the next
+	// read reports.
+	_ = conn.SetReadDeadline(time.Time{})
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return p, c, nil
 	}

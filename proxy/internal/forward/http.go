@@ -1,0 +1,162 @@
+package forward
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strconv"
+	"time"
+
+	"github.com/linkerd-go/linkerd-go/api/mesh"
+	"github.com/linkerd-go/linkerd-go/proxy/internal/metrics"
+)
+
+// Error names, for l5d-proxy-error and the error metric label.
+const (
+	ErrNoEndpoints     = "no endpoints"
+	ErrConnect         = "connect failed"
+	ErrTimeout         = "timeout"
+	ErrUpstream        = "upstream failed"
+	ErrShuttingDown    = "shutting down"
+	ErrNotReady        = "proxy not ready"
+	ErrForbidden       = "forbidden"
+	ErrDiscoveryFailed = "discovery failed"
+)
+
+// ProxyError writes a response the proxy makes up itself, marked with
+// l5d-proxy-error so it cannot be mistaken for the application's.
+func ProxyError(w http.ResponseWriter, status int, reason string) {
+	w.Header().Set(mesh.ProxyErrorHeader, reason)
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(reason + "\n"))
+}
+
+// StatusFor maps a round-trip error to the status the client sees.
+func StatusFor(err error) (int, string) {
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return http.StatusGatewayTimeout, ErrTimeout
+	case isDialError(err):
+		return http.StatusBadGateway, ErrConnect
+	default:
+		return http.StatusBadGateway, ErrUpstream
+	}
+}
+
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// NewReverseProxy returns a reverse proxy that streams both ways (flushes
+// at once, so gRPC streams and server-sent events are not delayed), passes
+// trailers and upgrades, and answers transport errors with a marked 502 or
+// 504. rewrite sets the outgoing request's URL and headers.
+func NewReverseProxy(transport http.RoundTripper, rewrite func(*httputil.ProxyRequest)) *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
+		Rewrite:       rewrite,
+		Transport:     transport,
+		FlushInterval: -1,
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			status, reason := StatusFor(err)
+			if rec, ok := w.(*Recorder); ok {
+				rec.ErrName = reason
+			}
+			ProxyError(w, status, reason)
+		},
+		// Bodies go through io.Copy with pooled 32 KiB buffers.
+		BufferPool: bufferPool{},
+	}
+}
+
+// Recorder wraps a ResponseWriter to learn the response's status and gRPC
+// status for metrics, while keeping Flush, Hijack and full duplex
+// reachable through Unwrap (http.ResponseController).
+type Recorder struct {
+	http.ResponseWriter
+	Status  int
+	ErrName string
+	start   time.Time
+	header  time.Time
+}
+
+// NewRecorder starts timing a request.
+func NewRecorder(w http.ResponseWriter) *Recorder {
+	return &Recorder{ResponseWriter: w, start: time.Now()}
+}
+
+// WriteHeader records the status and the time to the response's headers.
+func (r *Recorder) WriteHeader(status int) {
+	if r.Status == 0 && status >= 200 || status == http.StatusSwitchingProtocols {
+		r.Status = status
+		r.header = time.Now()
+	}
+	r.ResponseWriter.WriteHeader(status)
+}
+
+func (r *Recorder) Write(p []byte) (int, error) {
+	if r.Status == 0 {
+		r.Status = http.StatusOK
+		r.header = time.Now()
+	}
+	return r.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (r *Recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// Flush keeps streaming responses streaming when the caller checks for
+// http.Flusher directly.
+func (r *Recorder) Flush() {
+	_ = http.NewResponseController(r.ResponseWriter).Flush()
+}
+
+// Done records the response on h: failure for 5xx, for a gRPC status other
+// than OK, and for responses the proxy made up.
+func (r *Recorder) Done(h *metrics.Handles) {
+	if h == nil {
+		return
+	}
+	status := r.Status
+	end := r.header
+	if end.IsZero() {
+		end = time.Now()
+	}
+	grpcStatus := r.Header().Get("Grpc-Status")
+	if grpcStatus == "" {
+		// A gRPC status normally arrives in the trailers.
+		grpcStatus = r.Header().Get(http.TrailerPrefix + "Grpc-Status")
+	}
+	failure := status >= 500 || r.ErrName != "" || (grpcStatus != "" && grpcStatus != "0")
+	h.Response(status, failure, grpcStatus, r.ErrName, float64(end.Sub(r.start).Microseconds())/1000)
+}
+
+// IsUpgrade reports whether a request asks to switch protocols (WebSocket
+// and the like); such requests cannot travel over HTTP/2.
+func IsUpgrade(r *http.Request) bool {
+	return r.ProtoMajor == 1 && r.Header.Get("Upgrade") != "" || r.Method == http.MethodConnect
+}
+
+// OrigProto is the l5d-orig-proto value for an HTTP/1 request.
+func OrigProto(r *http.Request) string {
+	if r.ProtoMinor == 0 {
+		return mesh.OrigProtoHTTP10
+	}
+	return mesh.OrigProtoHTTP11
+}
+
+// Authority is the request's authority with a port, for metrics.
+func Authority(r *http.Request, defaultPort uint16) string {
+	host := r.Host
+	if host == "" {
+		return ""
+	}
+	if _, _, err := net.SplitHostPort(host); err == nil {
+		return host
+	}
+	return net.JoinHostPort(host, strconv.Itoa(int(defaultPort)))
+}

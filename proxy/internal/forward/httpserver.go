@@ -1,0 +1,173 @@
+package forward
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+)
+
+// ConnMeta is what the proxy learned about a connection before handing it
+// to the HTTP server: handlers read it from the request's context.
+type ConnMeta struct {
+	// Dst is where the client meant to go (the original destination).
+	Dst netip.AddrPort
+	// TLS is true when the proxy terminated mesh TLS on this connection.
+	TLS bool
+	// PeerID is the client's mesh identity (inbound, TLS only).
+	PeerID string
+}
+
+type metaKey struct{}
+
+// Meta returns the connection metadata of a request served by an
+// HTTPServer.
+func Meta(ctx context.Context) *ConnMeta {
+	m, _ := ctx.Value(metaKey{}).(*ConnMeta)
+	return m
+}
+
+// HTTPServer serves HTTP/1.x, HTTP/2 prior knowledge (h2c) and HTTP over
+// terminated TLS (h2 or http/1.1 by ALPN) on connections the proxy has
+// already accepted and classified, through one http.Server so that keep-
+// alive, limits and graceful shutdown work as usual.
+type HTTPServer struct {
+	srv   *http.Server
+	ln    *connListener
+	metas sync.Map // net.Conn → *ConnMeta
+}
+
+// HTTPServerLimits bound what one client can hold.
+type HTTPServerLimits struct {
+	ReadHeaderTimeout time.Duration
+	IdleTimeout       time.Duration
+	MaxHeaderBytes    int
+}
+
+// DefaultLimits suit a sidecar: headers must arrive within 10s, idle
+// connections are closed after 90s, request headers are at most 64 KiB.
+var DefaultLimits = HTTPServerLimits{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 90 * time.Second, MaxHeaderBytes: 64 << 10}
+
+// NewHTTPServer returns a server of handler. Serve it with Run.
+func NewHTTPServer(handler http.Handler, limits HTTPServerLimits, logger logr.Logger) *HTTPServer {
+	s := &HTTPServer{ln: newConnListener()}
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetHTTP2(true)
+	protocols.SetUnencryptedHTTP2(true)
+	s.srv = &http.Server{
+		Handler:           handler,
+		Protocols:         &protocols,
+		ReadHeaderTimeout: limits.ReadHeaderTimeout,
+		IdleTimeout:       limits.IdleTimeout,
+		MaxHeaderBytes:    limits.MaxHeaderBytes,
+		ErrorLog:          log.New(logWriter{logger}, "", 0),
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if m, ok := s.metas.Load(c); ok {
+				return context.WithValue(ctx, metaKey{}, m)
+			}
+			return ctx
+		},
+		ConnState: func(c net.Conn, state http.ConnState) {
+			if state == http.StateClosed || state == http.StateHijacked {
+				s.metas.Delete(c)
+			}
+		},
+	}
+	// A *tls.Conn that negotiated h2 is served as HTTP/2 through
+	// TLSNextProto, which net/http sets up when TLSConfig is non-nil; the
+	// handshake itself was done by the proxy.
+	s.srv.TLSConfig = &tls.Config{NextProtos: []string{"h2", "http/1.1"}}
+	return s
+}
+
+// Run serves until Shutdown.
+func (s *HTTPServer) Run() error {
+	err := s.srv.Serve(s.ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Serve hands a connection to the server. It returns an error when the
+// server is shutting down; the caller closes the connection then.
+func (s *HTTPServer) Serve(c net.Conn, meta *ConnMeta) error {
+	s.metas.Store(c, meta)
+	if err := s.ln.push(c); err != nil {
+		s.metas.Delete(c)
+		return err
+	}
+	return nil
+}
+
+// Shutdown stops taking connections and waits for in-flight requests until
+// ctx ends, then closes what is left.
+func (s *HTTPServer) Shutdown(ctx context.Context) error {
+	err := s.srv.Shutdown(ctx)
+	if err != nil {
+		s.srv.Close()
+	}
+	return err
+}
+
+// connListener is a net.Listener fed by the proxy's own accept loop.
+type connListener struct {
+	conns  chan net.Conn
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newConnListener() *connListener {
+	return &connListener{conns: make(chan net.Conn), closed: make(chan struct{})}
+}
+
+var errListenerClosed = errors.New("HTTP server is shutting down")
+
+func (l *connListener) push(c net.Conn) error {
+	select {
+	case l.conns <- c:
+		return nil
+	case <-l.closed:
+		return errListenerClosed
+	}
+}
+
+func (l *connListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *connListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
+
+func (l *connListener) Addr() net.Addr { return &net.TCPAddr{} }
+
+// logWriter sends net/http's internal error log (TLS handshake errors,
+// malformed requests) to logr at debug verbosity: they are client faults.
+type logWriter struct{ log logr.Logger }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.log.V(1).Info(string(trimNewline(p)), "source", "http")
+	return len(p), nil
+}
+
+func trimNewline(p []byte) []byte {
+	for len(p) > 0 && (p[len(p)-1] == '\n' || p[len(p)-1] == '\r') {
+		p = p[:len(p)-1]
+	}
+	return p
+}

@@ -1,0 +1,94 @@
+// Package forward moves bytes and requests between a client connection and
+// the connection the proxy opened for it: opaque TCP both ways with
+// half-close, and the HTTP helpers both proxy directions share.
+package forward
+
+import (
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"syscall"
+
+	"github.com/linkerd-go/linkerd-go/proxy/internal/metrics"
+)
+
+// closeWriter is a connection whose write side can be closed alone.
+type closeWriter interface{ CloseWrite() error }
+
+// TCP copies bytes both ways until both directions are done, propagating
+// each side's end of stream as a half-close, then closes both. Byte counts
+// go to h (read: from the client; write: to the client). It returns the
+// first error other than a clean end of stream.
+func TCP(client, server net.Conn, h *metrics.Handles) error {
+	var wg sync.WaitGroup
+	var upErr, downErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		n, err := io.Copy(server, client)
+		if h != nil {
+			h.TCPRead.Add(float64(n))
+		}
+		upErr = err
+		halfClose(server)
+	}()
+	n, err := io.Copy(client, server)
+	if h != nil {
+		h.TCPWrite.Add(float64(n))
+	}
+	downErr = err
+	halfClose(client)
+	wg.Wait()
+	client.Close()
+	server.Close()
+	for _, e := range []error{upErr, downErr} {
+		if e != nil && !isClosed(e) {
+			return e
+		}
+	}
+	return nil
+}
+
+// halfClose ends the write side so the peer sees end of stream, or closes
+// the connection when it cannot be half-closed.
+func halfClose(c net.Conn) {
+	if cw, ok := c.(closeWriter); ok {
+		if cw.CloseWrite() == nil {
+			return
+		}
+	}
+	c.Close()
+}
+
+// isClosed reports errors that only say the other side went away.
+func isClosed(err error) bool {
+	return errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// Errno names a connection error for the tcp_close_total errno label.
+func Errno(err error) string {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		switch errno {
+		case syscall.ECONNRESET:
+			return "ECONNRESET"
+		case syscall.ECONNREFUSED:
+			return "ECONNREFUSED"
+		case syscall.ETIMEDOUT:
+			return "ETIMEDOUT"
+		case syscall.EPIPE:
+			return "EPIPE"
+		case syscall.EHOSTUNREACH:
+			return "EHOSTUNREACH"
+		case syscall.ENETUNREACH:
+			return "ENETUNREACH"
+		}
+		return "EOTHER"
+	}
+	if err != nil {
+		return "EOTHER"
+	}
+	return ""
+}

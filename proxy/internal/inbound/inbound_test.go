@@ -1,0 +1,244 @@
+package inbound
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"go.uber.org/goleak"
+
+	transportv1 "github.com/linkerd-go/linkerd-go/api/linkerd/transport/v1"
+	"github.com/linkerd-go/linkerd-go/proxy/internal/metrics"
+	"github.com/linkerd-go/linkerd-go/proxy/internal/origdst"
+	"github.com/linkerd-go/linkerd-go/proxy/internal/testpki"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const (
+	serverID = "web.default.serviceaccount.identity.linkerd.cluster.local"
+	clientID = "client.default.serviceaccount.identity.linkerd.cluster.local"
+)
+
+// fixture runs an application (HTTP on one port, a TCP echo on another)
+// and the inbound proxy in front of them. The proxy believes every
+// connection was redirected to appAddr, except when direct is set.
+type fixture struct {
+	ca     *testpki.CA
+	app    netip.AddrPort // HTTP application
+	echo   netip.AddrPort // TCP echo application
+	proxy  string         // the proxy's listener
+	direct atomic.Bool
+	toEcho atomic.Bool
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	f := &fixture{ca: testpki.NewCA(t)}
+
+	appLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
+	app := &http.Server{Protocols: &protocols, ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Trailer", "X-Done")
+		fmt.Fprintf(w, "proto=%s client-id=%s host=%s", r.Proto, r.Header.Get("l5d-client-id"), r.Host)
+		w.Header().Set("X-Done", "yes")
+	})}
+	go app.Serve(appLn)
+	t.Cleanup(func() { app.Close() })
+	f.app = netip.MustParseAddrPort(appLn.Addr().String())
+
+	echoLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			c, err := echoLn.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	t.Cleanup(func() { echoLn.Close() })
+	f.echo = netip.MustParseAddrPort(echoLn.Addr().String())
+
+	store := f.ca.Store(t, serverID)
+	p := New(Config{
+		DetectTimeout:  time.Second,
+		ConnectTimeout: time.Second,
+		OrigDst: func(net.Conn) (netip.AddrPort, error) {
+			if f.direct.Load() {
+				return netip.AddrPort{}, origdst.ErrNotRedirected
+			}
+			if f.toEcho.Load() {
+				return f.echo, nil
+			}
+			return f.app, nil
+		},
+	}, store, metrics.New(), logr.Discard())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.proxy = ln.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Serve(ctx, ln, time.Second) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return f
+}
+
+func get(t *testing.T, client *http.Client, url string, hdr map[string]string) (string, *http.Response) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return string(body), resp
+}
+
+// Plain HTTP from outside the mesh reaches the app; a forged l5d-client-id
+// is removed.
+func TestPlainHTTPStripsClientID(t *testing.T) {
+	f := newFixture(t)
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	body, resp := get(t, client, "http://"+f.proxy+"/", map[string]string{"l5d-client-id": "forged"})
+	if resp.StatusCode != 200 || !strings.Contains(body, "client-id= ") || !strings.Contains(body, "proto=HTTP/1.1") {
+		t.Errorf("got %d %q", resp.StatusCode, body)
+	}
+	if resp.Trailer.Get("X-Done") != "yes" {
+		t.Errorf("trailer lost: %v", resp.Trailer)
+	}
+}
+
+// meshClient is a peer proxy's HTTP/2 client with mesh TLS.
+func (f *fixture) meshClient(t *testing.T, alpn string) *http.Client {
+	cli := f.ca.Store(t, clientID)
+	cfg := cli.ClientConfig(serverID, []string{alpn})
+	var protocols http.Protocols
+	if alpn == "h2" {
+		protocols.SetHTTP2(true)
+	} else {
+		protocols.SetHTTP1(true)
+	}
+	tr := &http.Transport{TLSClientConfig: cfg, Protocols: &protocols}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr}
+}
+
+// Mesh TLS from a peer proxy: the app sees the client's identity; an
+// HTTP/1 request carried over HTTP/2 with l5d-orig-proto reaches the app as
+// HTTP/1.1.
+func TestMeshTLSClientIdentityAndOrigProto(t *testing.T) {
+	f := newFixture(t)
+	client := f.meshClient(t, "h2")
+	body, resp := get(t, client, "https://"+f.proxy+"/", nil)
+	if resp.StatusCode != 200 || !strings.Contains(body, "client-id="+clientID) || !strings.Contains(body, "proto=HTTP/2.0") {
+		t.Errorf("h2: %d %q", resp.StatusCode, body)
+	}
+	body, resp = get(t, client, "https://"+f.proxy+"/", map[string]string{"l5d-orig-proto": "HTTP/1.1", "l5d-client-id": "forged"})
+	if resp.StatusCode != 200 || !strings.Contains(body, "proto=HTTP/1.1") || !strings.Contains(body, "client-id="+clientID+" ") {
+		t.Errorf("orig-proto: %d %q", resp.StatusCode, body)
+	}
+	if resp.Header.Get("l5d-orig-proto") != "HTTP/1.1" {
+		t.Errorf("response not marked for downgrade: %v", resp.Header)
+	}
+}
+
+// A client certificate from another trust anchor is refused.
+func TestForeignClientRefused(t *testing.T) {
+	f := newFixture(t)
+	foreign := testpki.NewCA(t).Store(t, clientID)
+	cfg := foreign.ClientConfig(serverID, []string{"h2"})
+	cfg.VerifyPeerCertificate = nil
+	cfg.InsecureSkipVerify = true
+	c, err := tls.Dial("tcp", f.proxy, cfg)
+	if err == nil {
+		// TLS 1.3: the client learns of the refusal on its first read.
+		_, err = c.Read(make([]byte, 1))
+		c.Close()
+	}
+	if err == nil {
+		t.Fatal("foreign client certificate accepted")
+	}
+}
+
+// Opaque bytes pass through both ways.
+func TestOpaqueTCP(t *testing.T) {
+	f := newFixture(t)
+	f.toEcho.Store(true)
+	c, err := net.Dial("tcp", f.proxy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprint(c, "\x00binary hello\n")
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil || line != "\x00binary hello\n" {
+		t.Errorf("echo = %q, %v", line, err)
+	}
+}
+
+// A peer proxy connecting directly with the transport header reaches the
+// port the header names, with mesh TLS.
+func TestTransportHeader(t *testing.T) {
+	f := newFixture(t)
+	f.direct.Store(true)
+	cli := f.ca.Store(t, clientID)
+	c, err := tls.Dial("tcp", f.proxy, cli.ClientConfig(serverID, []string{transportv1.ALPN}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := transportv1.WriteHeader(c, &transportv1.TransportHeader{Port: uint32(f.echo.Port())}); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprint(c, "over the mesh\n")
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil || line != "over the mesh\n" {
+		t.Errorf("echo = %q, %v", line, err)
+	}
+}
+
+// A direct connection without mesh TLS is closed.
+func TestDirectPlaintextRefused(t *testing.T) {
+	f := newFixture(t)
+	f.direct.Store(true)
+	c, err := net.Dial("tcp", f.proxy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprint(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	if n, err := c.Read(make([]byte, 1)); err == nil {
+		t.Fatalf("read %d bytes from a refused connection", n)
+	}
+}
