@@ -1,0 +1,278 @@
+// Package app runs the injector: the HTTPS webhook, the admin server
+// (/metrics, /ready, /live) and the namespace informer, under one errgroup
+// with a bounded graceful shutdown.
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/linkerd-go/linkerd-go/injector/internal/config"
+	"github.com/linkerd-go/linkerd-go/injector/internal/inject"
+	"github.com/linkerd-go/linkerd-go/injector/internal/webhook"
+)
+
+// Config is what the injector runs with.
+type Config struct {
+	// Injector is the validated config file.
+	Injector config.Config
+	// WebhookAddr is where the HTTPS webhook listens (":8443").
+	WebhookAddr string
+	// AdminAddr is where /metrics, /ready and /live are served (":9995").
+	AdminAddr string
+	// CertFile and KeyFile are the webhook's PEM certificate (with its
+	// chain) and key; they are read again when they change.
+	CertFile, KeyFile string
+	// MaxRequestBytes bounds AdmissionReview bodies.
+	MaxRequestBytes int64
+	// MaxInFlight bounds the admission requests handled at once; more wait.
+	MaxInFlight int
+	// ShutdownTimeout bounds the graceful shutdown of each server.
+	ShutdownTimeout time.Duration
+	// Version is recorded in linkerd.io/created-by.
+	Version string
+}
+
+// Validate checks the fields the flags set; the config file is validated
+// when it is loaded.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.WebhookAddr == "" || c.AdminAddr == "" {
+		errs = append(errs, errors.New("--addr and --admin-addr must be set"))
+	}
+	if c.CertFile == "" || c.KeyFile == "" {
+		errs = append(errs, errors.New("--tls-cert-file and --tls-key-file must be set"))
+	}
+	if c.MaxRequestBytes < 64<<10 {
+		errs = append(errs, fmt.Errorf("--max-request-bytes %d is less than 64KiB", c.MaxRequestBytes))
+	}
+	if c.MaxInFlight < 1 {
+		errs = append(errs, fmt.Errorf("--max-in-flight %d is less than 1", c.MaxInFlight))
+	}
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, errors.New("--shutdown-timeout must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// Server is a started injector, listening but not serving until Run.
+type Server struct {
+	cfg      Config
+	log      logr.Logger
+	client   kubernetes.Interface
+	registry *prometheus.Registry
+
+	webhookLn, adminLn net.Listener
+	certs              *certReloader
+	ready              atomic.Bool
+}
+
+// New loads the webhook certificate and binds both listeners.
+func New(cfg Config, client kubernetes.Interface, log logr.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: log, client: client, registry: prometheus.NewRegistry()}
+	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reloads := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "proxy_inject_certificate_reloads_total",
+		Help: "Reloads of the webhook certificate after its files changed, by result (ok, error).",
+	}, []string{"result"})
+	s.registry.MustRegister(reloads)
+	var err error
+	s.certs, err = newCertReloader(cfg.CertFile, cfg.KeyFile, log.WithName("certs"), func(err error) {
+		if err != nil {
+			reloads.WithLabelValues("error").Inc()
+		} else {
+			reloads.WithLabelValues("ok").Inc()
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	if s.webhookLn, err = net.Listen("tcp", cfg.WebhookAddr); err != nil {
+		return nil, err
+	}
+	if s.adminLn, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
+		s.webhookLn.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// WebhookAddr returns the webhook listener's address.
+func (s *Server) WebhookAddr() net.Addr { return s.webhookLn.Addr() }
+
+// AdminAddr returns the admin listener's address.
+func (s *Server) AdminAddr() net.Addr { return s.adminLn.Addr() }
+
+// Registry returns the server's metrics registry.
+func (s *Server) Registry() *prometheus.Registry { return s.registry }
+
+// Run serves until ctx is cancelled, then shuts down within the shutdown
+// timeout. It returns the first error of any part.
+func (s *Server) Run(ctx context.Context) error {
+	factory := informers.NewSharedInformerFactory(s.client, 0)
+	nsInformer := factory.Core().V1().Namespaces()
+	// Only annotations are needed: drop the rest before caching.
+	if err := nsInformer.Informer().SetTransform(trimNamespace); err != nil {
+		return err
+	}
+	lister := nsInformer.Lister()
+
+	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: s.client.CoreV1().Events("")})
+	defer broadcaster.Shutdown()
+	recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "linkerd-proxy-injector"})
+
+	handler := &webhook.Handler{
+		Log:             s.log.WithName("webhook"),
+		Injector:        inject.New(&s.cfg.Injector, "linkerd/proxy-injector "+s.cfg.Version),
+		Namespaces:      &webhook.InformerNamespaces{Lister: lister, Client: s.client},
+		Events:          recorder,
+		Metrics:         webhook.NewMetrics(s.registry),
+		MaxRequestBytes: s.cfg.MaxRequestBytes,
+	}
+	webhookSrv := &http.Server{
+		Handler: limitInFlight(handler, s.cfg.MaxInFlight),
+		TLSConfig: &tls.Config{
+			MinVersion:     tls.VersionTLS12,
+			GetCertificate: s.certs.GetCertificate,
+		},
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      15 * time.Second,
+		IdleTimeout:       90 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+	adminSrv := &http.Server{
+		Handler:           s.adminMux(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       90 * time.Second,
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	factory.Start(gctx.Done())
+	g.Go(func() error {
+		synced := factory.WaitForCacheSync(gctx.Done())
+		for typ, ok := range synced {
+			if !ok {
+				if gctx.Err() != nil {
+					return nil
+				}
+				return fmt.Errorf("cache of %v did not sync", typ)
+			}
+		}
+		s.ready.Store(true)
+		s.log.Info("namespace cache synced; ready")
+		return nil
+	})
+	g.Go(func() error {
+		s.log.Info("serving the webhook", "addr", s.webhookLn.Addr().String())
+		return serve(webhookSrv.ServeTLS(s.webhookLn, "", ""))
+	})
+	g.Go(func() error {
+		s.log.Info("serving admin", "addr", s.adminLn.Addr().String())
+		return serve(adminSrv.Serve(s.adminLn))
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		s.ready.Store(false)
+		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
+		defer cancel()
+		// The webhook first: in-flight admissions finish while /ready says no.
+		errs := []error{webhookSrv.Shutdown(shutdownCtx), adminSrv.Shutdown(shutdownCtx)}
+		return errors.Join(errs...)
+	})
+	err := g.Wait()
+	factory.Shutdown()
+	return err
+}
+
+// serve maps the normal end of Serve to nil.
+func serve(err error) error {
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+func (s *Server) adminMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry}))
+	mux.HandleFunc("GET /live", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("live\n"))
+	})
+	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, _ *http.Request) {
+		if !s.ready.Load() {
+			http.Error(w, "not ready: namespace cache not synced", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	return mux
+}
+
+// limitInFlight lets at most n requests through at once; the others wait
+// for a slot or for their request to end.
+func limitInFlight(h http.Handler, n int) http.Handler {
+	slots := make(chan struct{}, n)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case slots <- struct{}{}:
+		case <-r.Context().Done():
+			http.Error(w, "request cancelled while waiting", http.StatusServiceUnavailable)
+			return
+		}
+		defer func() { <-slots }()
+		h.ServeHTTP(w, r)
+	})
+}
+
+// trimNamespace keeps what the injector reads of a namespace: its name and
+// annotations.
+func trimNamespace(obj any) (any, error) {
+	ns, ok := obj.(*corev1.Namespace)
+	if !ok {
+		return obj, nil
+	}
+	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+		Name:            ns.Name,
+		UID:             ns.UID,
+		ResourceVersion: ns.ResourceVersion,
+		Annotations:     ns.Annotations,
+	}}, nil
+}
+
+var _ cache.TransformFunc = trimNamespace
+
+// Run is New then Server.Run.
+func Run(ctx context.Context, cfg Config, client kubernetes.Interface, log logr.Logger) error {
+	s, err := New(cfg, client, log)
+	if err != nil {
+		return err
+	}
+	return s.Run(ctx)
+}

@@ -1,0 +1,97 @@
+package app
+
+import (
+	"crypto/tls"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+)
+
+// certReloader serves the webhook's certificate from files, and reads them
+// again when they change (a renewed Secret, a cert-manager rotation). Each
+// TLS handshake checks the files' identity, size and modification time (two
+// stats); a pair that fails to load is logged and the previous one kept.
+type certReloader struct {
+	certFile, keyFile string
+	log               logr.Logger
+	onReload          func(error)
+
+	mu        sync.Mutex
+	cert      *tls.Certificate
+	certStamp stamp
+	keyStamp  stamp
+}
+
+// stamp identifies one version of a file.
+type stamp struct {
+	info os.FileInfo
+}
+
+func (s stamp) same(o stamp) bool {
+	if s.info == nil || o.info == nil {
+		return s.info == o.info
+	}
+	return os.SameFile(s.info, o.info) && s.info.Size() == o.info.Size() && s.info.ModTime().Equal(o.info.ModTime())
+}
+
+func newCertReloader(certFile, keyFile string, log logr.Logger, onReload func(error)) (*certReloader, error) {
+	r := &certReloader{certFile: certFile, keyFile: keyFile, log: log, onReload: onReload}
+	cs, ks, err := r.stamps()
+	if err != nil {
+		return nil, err
+	}
+	if err := r.load(cs, ks); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *certReloader) stamps() (stamp, stamp, error) {
+	ci, err := os.Stat(r.certFile)
+	if err != nil {
+		return stamp{}, stamp{}, err
+	}
+	ki, err := os.Stat(r.keyFile)
+	if err != nil {
+		return stamp{}, stamp{}, err
+	}
+	return stamp{ci}, stamp{ki}, nil
+}
+
+// load reads the pair; r.mu is held or r is not shared yet.
+func (r *certReloader) load(cs, ks stamp) error {
+	r.certStamp, r.keyStamp = cs, ks
+	cert, err := tls.LoadX509KeyPair(r.certFile, r.keyFile)
+	if err != nil {
+		return fmt.Errorf("loading webhook certificate %s and key %s: %w", r.certFile, r.keyFile, err)
+	}
+	r.cert = &cert
+	return nil
+}
+
+// GetCertificate is the tls.Config hook.
+func (r *certReloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cs, ks, err := r.stamps()
+	if err != nil {
+		// Files briefly missing while a volume is updated: keep serving.
+		return r.cert, nil
+	}
+	if cs.same(r.certStamp) && ks.same(r.keyStamp) {
+		return r.cert, nil
+	}
+	err = r.load(cs, ks)
+	if err != nil {
+		r.log.Error(err, "keeping the previous webhook certificate")
+	} else {
+		r.log.Info("webhook certificate reloaded", "notAfter", r.cert.Leaf.NotAfter.Format(time.RFC3339))
+	}
+	if r.onReload != nil {
+		r.onReload(err)
+	}
+	return r.cert, nil
+}
