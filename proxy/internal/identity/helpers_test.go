@@ -1,0 +1,343 @@
+package identity
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr/testr"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
+	"github.com/linkerd-go/linkerd-go/proxy/internal/meshtls"
+)
+
+const (
+	localName    = "web.emojivoto.serviceaccount.identity.linkerd.cluster.local"
+	identityName = "linkerd-identity.linkerd.serviceaccount.identity.linkerd.cluster.local"
+	// hangGuard only turns a deadlock into a failure with a message; no
+	// test outcome depends on timing.
+	hangGuard = 2 * time.Minute
+)
+
+// ca is a test certificate authority.
+type ca struct {
+	cert *x509.Certificate
+	der  []byte
+	key  *ecdsa.PrivateKey
+}
+
+var serial atomic.Int64
+
+func nextSerial() *big.Int { return big.NewInt(serial.Add(1)) }
+
+func newKey(t testing.TB) *ecdsa.PrivateKey {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// newCA makes a CA certificate, self-signed when parent is nil.
+func newCA(t testing.TB, name string, parent *ca) *ca {
+	t.Helper()
+	key := newKey(t)
+	tmpl := &x509.Certificate{
+		SerialNumber:          nextSerial(),
+		Subject:               pkix.Name{CommonName: name},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(48 * time.Hour),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	signer, signerKey := tmpl, key
+	if parent != nil {
+		signer, signerKey = parent.cert, parent.key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, signer, &key.PublicKey, signerKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &ca{cert: cert, der: der, key: key}
+}
+
+func (c *ca) pem() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.der})
+}
+
+// leaf signs a mesh leaf certificate for name and pub, valid for lifetime
+// from now.
+func (c *ca) leaf(t testing.TB, name string, pub crypto.PublicKey, lifetime time.Duration) []byte {
+	t.Helper()
+	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
+		SerialNumber: nextSerial(),
+		Subject:      pkix.Name{CommonName: name},
+		DNSNames:     []string{name},
+		NotBefore:    time.Now().Add(-time.Minute),
+		NotAfter:     time.Now().Add(lifetime),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}, c.cert, pub, c.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
+}
+
+// pki is the mesh's trust: one anchor and an issuer under it.
+type pki struct {
+	anchor, issuer *ca
+}
+
+func newPKI(t testing.TB) *pki {
+	root := newCA(t, "root.linkerd.cluster.local", nil)
+	return &pki{anchor: root, issuer: newCA(t, "identity.linkerd.cluster.local", root)}
+}
+
+// fakeIdentity is an IdentityService whose answers the test sets.
+type fakeIdentity struct {
+	identityv1.UnimplementedIdentityServiceServer
+
+	mu      sync.Mutex
+	respond func(ctx context.Context, req *identityv1.CertifyRequest) (*identityv1.CertifyResponse, error)
+	reqs    []*identityv1.CertifyRequest
+}
+
+func (f *fakeIdentity) Certify(ctx context.Context, req *identityv1.CertifyRequest) (*identityv1.CertifyResponse, error) {
+	f.mu.Lock()
+	f.reqs = append(f.reqs, req)
+	respond := f.respond
+	f.mu.Unlock()
+	return respond(ctx, req)
+}
+
+func (f *fakeIdentity) setRespond(r func(ctx context.Context, req *identityv1.CertifyRequest) (*identityv1.CertifyResponse, error)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.respond = r
+}
+
+func (f *fakeIdentity) requests() []*identityv1.CertifyRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]*identityv1.CertifyRequest(nil), f.reqs...)
+}
+
+// signCSR answers like the real identity service: a leaf for the CSR's
+// key, named as the CSR names it, signed by issuer and carrying the chain.
+func signCSR(t testing.TB, issuer *ca, lifetime time.Duration, name string) func(context.Context, *identityv1.CertifyRequest) (*identityv1.CertifyResponse, error) {
+	return func(_ context.Context, req *identityv1.CertifyRequest) (*identityv1.CertifyResponse, error) {
+		csr, err := x509.ParseCertificateRequest(req.GetCertificateSigningRequest())
+		if err != nil {
+			return nil, err
+		}
+		if err := csr.CheckSignature(); err != nil {
+			return nil, err
+		}
+		if name == "" {
+			name = csr.DNSNames[0]
+		}
+		leaf := issuer.leaf(t, name, csr.PublicKey, lifetime)
+		cert, err := x509.ParseCertificate(leaf)
+		if err != nil {
+			return nil, err
+		}
+		return &identityv1.CertifyResponse{
+			LeafCertificate:          leaf,
+			IntermediateCertificates: [][]byte{issuer.der},
+			ValidUntil:               timestamppb.New(cert.NotAfter),
+		}, nil
+	}
+}
+
+// fakeClock drives the client's schedule: every timer the client makes is
+// handed to the test, which fires it when it wants.
+type fakeClock struct {
+	mu     sync.Mutex
+	now    time.Time
+	timers chan *fakeTimer
+}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{now: time.Now(), timers: make(chan *fakeTimer, 16)}
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) NewTimer(d time.Duration) timer {
+	t := &fakeTimer{clk: c, d: d, c: make(chan time.Time, 1)}
+	c.timers <- t
+	return t
+}
+
+type fakeTimer struct {
+	clk     *fakeClock
+	d       time.Duration
+	c       chan time.Time
+	stopped atomic.Bool
+}
+
+func (t *fakeTimer) C() <-chan time.Time { return t.c }
+
+func (t *fakeTimer) Stop() bool { return !t.stopped.Swap(true) }
+
+// fire moves the clock to the timer's deadline and expires it.
+func (t *fakeTimer) fire() {
+	t.clk.mu.Lock()
+	t.clk.now = t.clk.now.Add(t.d)
+	now := t.clk.now
+	t.clk.mu.Unlock()
+	t.c <- now
+}
+
+// harness runs a Client against a fakeIdentity served over gRPC with TLS
+// on loopback.
+type harness struct {
+	t         *testing.T
+	pki       *pki
+	fake      *fakeIdentity
+	store     *meshtls.Store
+	clk       *fakeClock
+	reg       *prometheus.Registry
+	client    *Client
+	tokenPath string
+	done      chan error
+	cancel    context.CancelFunc
+}
+
+type harnessOpts struct {
+	// dialName is the server name the client expects; identityName if empty.
+	dialName string
+	// noToken leaves the token file absent.
+	noToken bool
+}
+
+func newHarness(t *testing.T, o harnessOpts) *harness {
+	t.Helper()
+	p := newPKI(t)
+	fake := &fakeIdentity{}
+	fake.setRespond(signCSR(t, p.issuer, time.Hour, ""))
+
+	// The identity service's own certificate, as it would be issued.
+	srvKey := newKey(t)
+	srvLeaf := p.issuer.leaf(t, identityName, &srvKey.PublicKey, time.Hour)
+	srvTLS := &tls.Config{
+		MinVersion:   tls.VersionTLS13,
+		Certificates: []tls.Certificate{{Certificate: [][]byte{srvLeaf, p.issuer.der}, PrivateKey: srvKey}},
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(srvTLS)))
+	identityv1.RegisterIdentityServiceServer(srv, fake)
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = srv.Serve(lis)
+	}()
+	t.Cleanup(func() {
+		srv.Stop()
+		<-served
+	})
+
+	store, err := meshtls.NewStore(localName, p.anchor.pem())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dialName := o.dialName
+	if dialName == "" {
+		dialName = identityName
+	}
+	conn, err := Dial(lis.Addr().String(), dialName, store.Roots())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+
+	tokenPath := filepath.Join(t.TempDir(), "token")
+	if !o.noToken {
+		writeToken(t, tokenPath, "token-1\n")
+	}
+	reg := prometheus.NewRegistry()
+	c, err := New(Config{TokenPath: tokenPath}, store, conn, reg, testr.New(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := newFakeClock()
+	c.clock = clk
+	c.jitter = func() float64 { return 0 }
+	return &harness{t: t, pki: p, fake: fake, store: store, clk: clk, reg: reg, client: c, tokenPath: tokenPath}
+}
+
+func writeToken(t testing.TB, path, token string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(token), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// start runs the client until the test ends.
+func (h *harness) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	h.done = make(chan error, 1)
+	go func() { h.done <- h.client.Run(ctx) }()
+	h.t.Cleanup(h.stop)
+}
+
+// stop cancels Run and waits for it to return nil.
+func (h *harness) stop() {
+	h.t.Helper()
+	h.cancel()
+	select {
+	case err := <-h.done:
+		if err != nil {
+			h.t.Errorf("Run returned %v, want nil", err)
+		}
+		h.done <- nil // stop may run twice (explicitly and in Cleanup)
+	case <-time.After(hangGuard):
+		h.t.Fatal("Run did not return after its context ended")
+	}
+}
+
+// nextTimer waits for the client to schedule its next attempt: by then the
+// previous attempt is complete (certificate installed, metrics updated).
+func (h *harness) nextTimer() *fakeTimer {
+	h.t.Helper()
+	select {
+	case tm := <-h.clk.timers:
+		return tm
+	case <-time.After(hangGuard):
+		h.t.Fatal("the client scheduled no next attempt")
+		return nil
+	}
+}

@@ -1,0 +1,537 @@
+package identity
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/goleak"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
+	"github.com/linkerd-go/linkerd-go/proxy/internal/meshtls"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func leafOf(t *testing.T, s *meshtls.Store) *x509.Certificate {
+	t.Helper()
+	c := s.Certificate()
+	if c == nil || c.Leaf == nil {
+		t.Fatal("no certificate installed")
+	}
+	return c.Leaf
+}
+
+func (h *harness) checkMetrics(ok, failed float64, refresh time.Duration) {
+	h.t.Helper()
+	c := h.client.metrics
+	if got := testutil.ToFloat64(c.refresh.WithLabelValues("ok")); got != ok {
+		h.t.Errorf("identity_cert_refresh_total{result=ok} = %v, want %v", got, ok)
+	}
+	if got := testutil.ToFloat64(c.refresh.WithLabelValues("error")); got != failed {
+		h.t.Errorf("identity_cert_refresh_total{result=error} = %v, want %v", got, failed)
+	}
+	if got := testutil.ToFloat64(c.refreshIn); got != refresh.Seconds() {
+		h.t.Errorf("identity_cert_refresh_seconds = %v, want %v", got, refresh.Seconds())
+	}
+}
+
+func TestFirstCertificate(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	select {
+	case <-h.store.Ready():
+		t.Fatal("store ready before the client ran")
+	default:
+	}
+	h.start()
+	tm := h.nextTimer()
+
+	select {
+	case <-h.store.Ready():
+	default:
+		t.Fatal("store not ready after the first certificate")
+	}
+	cert := h.store.Certificate()
+	leaf := leafOf(t, h.store)
+	if len(leaf.DNSNames) != 1 || leaf.DNSNames[0] != localName {
+		t.Errorf("leaf names %q", leaf.DNSNames)
+	}
+	if len(cert.Certificate) != 2 || !bytes.Equal(cert.Certificate[1], h.pki.issuer.der) {
+		t.Errorf("chain has %d certificates, want leaf and issuer", len(cert.Certificate))
+	}
+	if _, ok := cert.PrivateKey.(*ecdsa.PrivateKey); !ok {
+		t.Errorf("private key is %T", cert.PrivateKey)
+	}
+
+	reqs := h.fake.requests()
+	if len(reqs) != 1 {
+		t.Fatalf("%d Certify calls, want 1", len(reqs))
+	}
+	req := reqs[0]
+	if req.GetIdentity() != localName {
+		t.Errorf("requested identity %q", req.GetIdentity())
+	}
+	if string(req.GetToken()) != "token-1" {
+		t.Errorf("token %q, want the file's content without the newline", req.GetToken())
+	}
+	csr, err := x509.ParseCertificateRequest(req.GetCertificateSigningRequest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := csr.CheckSignature(); err != nil {
+		t.Error(err)
+	}
+	if len(csr.DNSNames) != 1 || csr.DNSNames[0] != localName || len(csr.IPAddresses)+len(csr.URIs)+len(csr.EmailAddresses) != 0 {
+		t.Errorf("CSR SANs: DNS %q IP %v URI %v email %q", csr.DNSNames, csr.IPAddresses, csr.URIs, csr.EmailAddresses)
+	}
+	if cn := csr.Subject.CommonName; cn != "" && cn != localName {
+		t.Errorf("CSR CN %q", cn)
+	}
+	if pub, ok := csr.PublicKey.(*ecdsa.PublicKey); !ok || pub.Curve != elliptic.P256() {
+		t.Errorf("CSR key %T, want ECDSA P-256", csr.PublicKey)
+	}
+
+	want := refreshDelay(h.clk.Now(), leaf.NotAfter, DefaultMinRefresh, DefaultMaxRefresh)
+	if tm.d != want {
+		t.Errorf("renewal scheduled in %v, want %v", tm.d, want)
+	}
+	h.checkMetrics(1, 0, want)
+	if got := testutil.ToFloat64(h.client.metrics.expiration); got != float64(leaf.NotAfter.Unix()) {
+		t.Errorf("identity_cert_expiration_timestamp_seconds = %v, want %v", got, leaf.NotAfter.Unix())
+	}
+	names, err := testutil.GatherAndCount(h.reg)
+	if err != nil || names != 4 {
+		t.Errorf("gathered %d series (%v), want 4", names, err)
+	}
+}
+
+// tlsPair makes a mesh TLS connection from the store to itself (the proxy
+// as both client and server) over an in-memory pipe. The server side echoes
+// until the client closes.
+func tlsPair(t *testing.T, s *meshtls.Store) (client *tls.Conn, serverDone <-chan error) {
+	t.Helper()
+	a, b := net.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		srv := tls.Server(b, s.ServerConfig(nil))
+		defer srv.Close()
+		if err := srv.Handshake(); err != nil {
+			done <- err
+			return
+		}
+		_, err := io.Copy(srv, srv)
+		done <- err
+	}()
+	c := tls.Client(a, s.ClientConfig(s.LocalName(), nil))
+	if err := c.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	return c, done
+}
+
+func echo(t *testing.T, c *tls.Conn, msg string) {
+	t.Helper()
+	if _, err := c.Write([]byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, buf); err != nil {
+		t.Fatal(err)
+	}
+	if string(buf) != msg {
+		t.Fatalf("echoed %q, want %q", buf, msg)
+	}
+}
+
+func TestRenewalDuringTraffic(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	h.start()
+	tm := h.nextTimer()
+	first := h.store.Certificate()
+
+	before, beforeDone := tlsPair(t, h.store)
+	echo(t, before, "before")
+
+	writeToken(t, h.tokenPath, "token-2") // the kubelet rotated it
+	tm.fire()
+	tm = h.nextTimer()
+	second := h.store.Certificate()
+	if second == first {
+		t.Fatal("renewal kept the first certificate")
+	}
+	if leafOf(t, h.store).SerialNumber.Cmp(first.Leaf.SerialNumber) == 0 {
+		t.Fatal("renewed certificate has the first one's serial")
+	}
+	if reqs := h.fake.requests(); len(reqs) != 2 || string(reqs[1].GetToken()) != "token-2" {
+		t.Errorf("renewal did not read the rotated token")
+	}
+	want := refreshDelay(h.clk.Now(), second.Leaf.NotAfter, DefaultMinRefresh, DefaultMaxRefresh)
+	if tm.d != want {
+		t.Errorf("second renewal in %v, want %v", tm.d, want)
+	}
+	h.checkMetrics(2, 0, want)
+
+	// A handshake after renewal presents the new certificate...
+	after, afterDone := tlsPair(t, h.store)
+	if got := after.ConnectionState().PeerCertificates[0]; !got.Equal(second.Leaf) {
+		t.Errorf("new connection's server certificate has serial %v, want the renewed %v", got.SerialNumber, second.Leaf.SerialNumber)
+	}
+	echo(t, after, "after")
+	// ...while the connection made before keeps working with the old one.
+	if got := before.ConnectionState().PeerCertificates[0]; !got.Equal(first.Leaf) {
+		t.Errorf("old connection's server certificate changed")
+	}
+	echo(t, before, "still there")
+
+	for _, p := range []struct {
+		c    *tls.Conn
+		done <-chan error
+	}{{before, beforeDone}, {after, afterDone}} {
+		_ = p.c.Close()
+		if err := <-p.done; err != nil {
+			t.Errorf("server side: %v", err)
+		}
+	}
+}
+
+func TestBackoffThenSuccess(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	good := signCSR(t, h.pki.issuer, time.Hour, "")
+	h.fake.setRespond(func(context.Context, *identityv1.CertifyRequest) (*identityv1.CertifyResponse, error) {
+		return nil, status.Error(codes.Unavailable, "no issuer loaded")
+	})
+	h.start()
+	// jitter 0: the full exponential delays.
+	for i, want := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second} {
+		tm := h.nextTimer()
+		if tm.d != want {
+			t.Errorf("retry %d in %v, want %v", i+1, tm.d, want)
+		}
+		if h.store.HasCertificate() {
+			t.Fatal("certificate installed from a failed attempt")
+		}
+		h.checkMetrics(0, float64(i+1), want)
+		if i == 2 {
+			h.fake.setRespond(good)
+		}
+		tm.fire()
+	}
+	tm := h.nextTimer()
+	<-h.store.Ready()
+	want := refreshDelay(h.clk.Now(), leafOf(t, h.store).NotAfter, DefaultMinRefresh, DefaultMaxRefresh)
+	if tm.d != want {
+		t.Errorf("after recovering, renewal in %v, want %v", tm.d, want)
+	}
+	h.checkMetrics(1, 3, want)
+
+	// The backoff starts over after a success.
+	h.fake.setRespond(func(context.Context, *identityv1.CertifyRequest) (*identityv1.CertifyResponse, error) {
+		return nil, status.Error(codes.Unavailable, "gone")
+	})
+	tm.fire()
+	if tm = h.nextTimer(); tm.d != time.Second {
+		t.Errorf("first retry after a success in %v, want 1s", tm.d)
+	}
+}
+
+func TestRefusedReplies(t *testing.T) {
+	cases := []struct {
+		name    string
+		respond func(t *testing.T, h *harness) func(context.Context, *identityv1.CertifyRequest) (*identityv1.CertifyResponse, error)
+	}{
+		{"another identity", func(t *testing.T, h *harness) func(context.Context, *identityv1.CertifyRequest) (*identityv1.CertifyResponse, error) {
+			return signCSR(t, h.pki.issuer, time.Hour, "db.emojivoto.serviceaccount.identity.linkerd.cluster.local")
+		}},
+		{"not chaining to the anchors", func(t *testing.T, _ *harness) func(context.Context, *identityv1.CertifyRequest) (*identityv1.CertifyResponse, error) {
+			other := newCA(t, "other-root", nil)
+			return signCSR(t, newCA(t, "other-issuer", other), time.Hour, "")
+		}},
+		{"already expired", func(t *testing.T, h *harness) func(context.Context, *identityv1.CertifyRequest) (*identityv1.CertifyResponse, error) {
+			return signCSR(t, h.pki.issuer, -time.Second, "")
+		}},
+		{"for another key", func(t *testing.T, h *harness) func(context.Context, *identityv1.CertifyRequest) (*identityv1.CertifyResponse, error) {
+			return func(context.Context, *identityv1.CertifyRequest) (*identityv1.CertifyResponse, error) {
+				return &identityv1.CertifyResponse{
+					LeafCertificate:          h.pki.issuer.leaf(t, localName, &newKey(t).PublicKey, time.Hour),
+					IntermediateCertificates: [][]byte{h.pki.issuer.der},
+				}, nil
+			}
+		}},
+		{"malformed leaf", func(*testing.T, *harness) func(context.Context, *identityv1.CertifyRequest) (*identityv1.CertifyResponse, error) {
+			return func(context.Context, *identityv1.CertifyRequest) (*identityv1.CertifyResponse, error) {
+				return &identityv1.CertifyResponse{LeafCertificate: []byte("-----BEGIN CERTIFICATE-----")}, nil
+			}
+		}},
+		{"no leaf", func(*testing.T, *harness) func(context.Context, *identityv1.CertifyRequest) (*identityv1.CertifyResponse, error) {
+			return func(context.Context, *identityv1.CertifyRequest) (*identityv1.CertifyResponse, error) {
+				return &identityv1.CertifyResponse{}, nil
+			}
+		}},
+		{"refused by the service", func(*testing.T, *harness) func(context.Context, *identityv1.CertifyRequest) (*identityv1.CertifyResponse, error) {
+			return func(context.Context, *identityv1.CertifyRequest) (*identityv1.CertifyResponse, error) {
+				return nil, status.Error(codes.FailedPrecondition, "token does not match")
+			}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, harnessOpts{})
+			good := signCSR(t, h.pki.issuer, time.Hour, "")
+			bad := tc.respond(t, h)
+
+			// Before any certificate: refused, retried, then installed.
+			h.fake.setRespond(bad)
+			h.start()
+			tm := h.nextTimer()
+			if h.store.HasCertificate() {
+				t.Fatal("refused certificate installed")
+			}
+			if tm.d != time.Second {
+				t.Errorf("retry in %v, want the backoff base 1s", tm.d)
+			}
+			h.fake.setRespond(good)
+			tm.fire()
+			tm = h.nextTimer()
+			installed := h.store.Certificate()
+			if installed == nil {
+				t.Fatal("no certificate after the service recovered")
+			}
+
+			// With a certificate held: refused, and the old one kept.
+			h.fake.setRespond(bad)
+			tm.fire()
+			if tm = h.nextTimer(); tm.d != time.Second {
+				t.Errorf("retry in %v, want 1s", tm.d)
+			}
+			if h.store.Certificate() != installed {
+				t.Error("a refused reply replaced the held certificate")
+			}
+			h.checkMetrics(1, 2, time.Second)
+		})
+	}
+}
+
+func TestToken(t *testing.T) {
+	t.Run("missing, then written", func(t *testing.T) {
+		h := newHarness(t, harnessOpts{noToken: true})
+		h.start()
+		tm := h.nextTimer()
+		if n := len(h.fake.requests()); n != 0 {
+			t.Errorf("%d Certify calls without a token", n)
+		}
+		h.checkMetrics(0, 1, time.Second)
+		writeToken(t, h.tokenPath, "token-late")
+		tm.fire()
+		h.nextTimer()
+		if !h.store.HasCertificate() {
+			t.Fatal("no certificate once the token exists")
+		}
+	})
+	t.Run("too large or empty", func(t *testing.T) {
+		h := newHarness(t, harnessOpts{})
+		writeToken(t, h.tokenPath, strings.Repeat("x", maxTokenBytes+1))
+		h.start()
+		tm := h.nextTimer()
+		writeToken(t, h.tokenPath, " \n")
+		tm.fire()
+		h.nextTimer()
+		if n := len(h.fake.requests()); n != 0 || h.store.HasCertificate() {
+			t.Errorf("%d Certify calls with an oversized or empty token", n)
+		}
+		h.checkMetrics(0, 2, 2*time.Second)
+	})
+	t.Run("exactly the limit", func(t *testing.T) {
+		path := t.TempDir() + "/token"
+		writeToken(t, path, strings.Repeat("x", maxTokenBytes))
+		if b, err := readToken(path); err != nil || len(b) != maxTokenBytes {
+			t.Errorf("readToken: %d bytes, %v", len(b), err)
+		}
+	})
+}
+
+func TestWrongIdentityServer(t *testing.T) {
+	// The service's certificate does not name what the client expects.
+	h := newHarness(t, harnessOpts{dialName: "linkerd-destination.linkerd.serviceaccount.identity.linkerd.cluster.local"})
+	h.start()
+	h.nextTimer()
+	if n := len(h.fake.requests()); n != 0 || h.store.HasCertificate() {
+		t.Errorf("talked to an identity server with the wrong name: %d calls", n)
+	}
+	h.checkMetrics(0, 1, time.Second)
+}
+
+func TestStop(t *testing.T) {
+	t.Run("while waiting to renew", func(t *testing.T) {
+		h := newHarness(t, harnessOpts{})
+		h.start()
+		tm := h.nextTimer()
+		h.stop()
+		if !tm.stopped.Load() {
+			t.Error("timer not stopped")
+		}
+	})
+	t.Run("during a Certify call", func(t *testing.T) {
+		h := newHarness(t, harnessOpts{})
+		called := make(chan struct{})
+		h.fake.setRespond(func(ctx context.Context, _ *identityv1.CertifyRequest) (*identityv1.CertifyResponse, error) {
+			close(called)
+			<-ctx.Done() // the client's cancellation reaches the server
+			return nil, ctx.Err()
+		})
+		h.start()
+		<-called
+		h.stop()
+		select {
+		case tm := <-h.clk.timers:
+			t.Errorf("scheduled another attempt in %v after the context ended", tm.d)
+		default:
+		}
+	})
+}
+
+func TestRefreshDelay(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	cases := []struct {
+		name      string
+		remaining time.Duration
+		lo, hi    time.Duration
+		want      time.Duration
+	}{
+		{"24h leaf", 24 * time.Hour, 10 * time.Second, 24 * time.Hour, 16*time.Hour + 48*time.Minute},
+		{"1h leaf", time.Hour, 10 * time.Second, 24 * time.Hour, 42 * time.Minute},
+		{"100s left", 100 * time.Second, 10 * time.Second, 24 * time.Hour, 70 * time.Second},
+		{"below the minimum", 10 * time.Second, 10 * time.Second, 24 * time.Hour, 10 * time.Second},
+		{"already expired", -time.Hour, 10 * time.Second, 24 * time.Hour, 10 * time.Second},
+		{"above the maximum", 30 * 24 * time.Hour, 10 * time.Second, 24 * time.Hour, 24 * time.Hour},
+		{"custom maximum", 24 * time.Hour, time.Second, time.Hour, time.Hour},
+		{"custom minimum", time.Hour, time.Hour, 2 * time.Hour, time.Hour},
+	}
+	for _, tc := range cases {
+		if got := refreshDelay(now, now.Add(tc.remaining), tc.lo, tc.hi); got != tc.want {
+			t.Errorf("%s: refreshDelay = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	cases := []struct {
+		failures int
+		jitter   float64
+		want     time.Duration
+	}{
+		{0, 0, time.Second},
+		{1, 0, 2 * time.Second},
+		{5, 0, 32 * time.Second},
+		{6, 0, time.Minute},
+		{1000, 0, time.Minute}, // no overflow
+		{0, 0.5, 750 * time.Millisecond},
+		{6, 0.75, 37500 * time.Millisecond},
+	}
+	for _, tc := range cases {
+		if got := backoff(tc.failures, time.Second, time.Minute, tc.jitter); got != tc.want {
+			t.Errorf("backoff(%d, jitter %v) = %v, want %v", tc.failures, tc.jitter, got, tc.want)
+		}
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	c := Config{TokenPath: "/t"}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.MinRefresh != DefaultMinRefresh || c.MaxRefresh != DefaultMaxRefresh || c.BackoffBase != DefaultBackoffBase ||
+		c.BackoffMax != DefaultBackoffMax || c.CertifyTimeout != DefaultCertifyTimeout {
+		t.Errorf("defaults not applied: %+v", c)
+	}
+	for name, bad := range map[string]Config{
+		"no token path":       {},
+		"min above max":       {TokenPath: "/t", MinRefresh: time.Hour, MaxRefresh: time.Minute},
+		"backoff base > max":  {TokenPath: "/t", BackoffBase: time.Hour},
+		"negative min":        {TokenPath: "/t", MinRefresh: -time.Second},
+		"negative certify tm": {TokenPath: "/t", CertifyTimeout: -time.Second},
+	} {
+		if err := bad.Validate(); err == nil {
+			t.Errorf("%s: Validate accepted %+v", name, bad)
+		}
+	}
+}
+
+func TestNew(t *testing.T) {
+	p := newPKI(t)
+	store, err := meshtls.NewStore(localName, p.anchor.pem())
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := Dial("127.0.0.1:1", identityName, store.Roots())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	reg := prometheus.NewRegistry()
+	if _, err := New(Config{}, store, conn, reg, logr.Discard()); err == nil {
+		t.Error("New accepted a config without a token path")
+	}
+	if _, err := New(Config{TokenPath: "/t"}, store, conn, reg, logr.Discard()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(Config{TokenPath: "/t"}, store, conn, reg, logr.Discard()); err == nil {
+		t.Error("New registered the metrics twice on one registry")
+	}
+	if _, err := Dial("", identityName, store.Roots()); err == nil {
+		t.Error("Dial accepted an empty address")
+	}
+}
+
+// The identity service must present exactly its one name: a certificate
+// that also names something else passes the standard hostname check but
+// not the client's.
+func TestIdentityServerNamesExactly(t *testing.T) {
+	p := newPKI(t)
+	key := newKey(t)
+	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
+		SerialNumber: nextSerial(),
+		DNSNames:     []string{identityName, "other.example.com"},
+		NotBefore:    time.Now().Add(-time.Minute),
+		NotAfter:     time.Now().Add(time.Hour),
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}, p.issuer.cert, &key.PublicKey, p.issuer.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(p.anchor.cert)
+
+	a, b := net.Pipe()
+	srvDone := make(chan error, 1)
+	go func() {
+		srv := tls.Server(b, &tls.Config{
+			MinVersion:   tls.VersionTLS13,
+			Certificates: []tls.Certificate{{Certificate: [][]byte{der, p.issuer.der}, PrivateKey: key}},
+		})
+		defer srv.Close()
+		srvDone <- srv.Handshake()
+	}()
+	c := tls.Client(a, clientTLSConfig(identityName, roots))
+	err = c.Handshake()
+	_ = c.Close()
+	<-srvDone
+	if err == nil || !strings.Contains(err.Error(), "want exactly") {
+		t.Errorf("handshake with a two-name identity certificate: %v, want a refusal", err)
+	}
+}
