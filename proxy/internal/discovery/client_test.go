@@ -186,7 +186,7 @@ func TestMalformedInputIgnored(t *testing.T) {
 
 	unknownIdentity := pbEndpoint("10.0.0.6:80")
 	unknownIdentity.TlsIdentity = &destinationv1.TlsIdentity{ServerName: "x"} // a kind this client does not know
-	g.send <- &destinationv1.GetResponse{} // no update at all
+	g.send <- &destinationv1.GetResponse{}                                    // no update at all
 	g.send <- addMsg(labels("bad-label", "x", "namespace", "ns"),
 		&destinationv1.Endpoint{Address: &destinationv1.SocketAddress{Ip: []byte{1, 2, 3}, Port: 80}},
 		&destinationv1.Endpoint{Address: &destinationv1.SocketAddress{Ip: []byte{10, 0, 0, 7}, Port: 0}},

@@ -283,7 +283,6 @@ func (e *env) metric(name string, k kind) float64 {
 	return 0
 }
 
-
 // waitDone waits for a server-side stream to end.
 func waitDone(t *testing.T, done <-chan struct{}, what string) {
 	t.Helper()

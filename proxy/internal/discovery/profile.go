@@ -448,8 +448,8 @@ func (a anyRequest) matches(method, path string) bool {
 }
 
 func (n notRequest) matches(method, path string) bool { return !n.m.matches(method, path) }
-func (p pathMatch) matches(_, path string) bool        { return p.re.MatchString(path) }
-func (m methodMatch) matches(method, _ string) bool    { return string(m) == method }
+func (p pathMatch) matches(_, path string) bool       { return p.re.MatchString(path) }
+func (m methodMatch) matches(method, _ string) bool   { return string(m) == method }
 
 type responseMatcher interface {
 	matches(status int) bool
