@@ -36,10 +36,17 @@ type Endpoint[T any] struct {
 }
 
 // cost is the endpoint's expected latency times its queue, divided by its
-// weight: the P2C comparison key.
-func (e *Endpoint[T]) cost(now time.Time) float64 {
+// weight: the P2C comparison key. An endpoint never measured is guessed at
+// half the set's typical latency, so it wins its first comparisons and gets
+// probed; its outstanding requests raise its cost at once, so it is not
+// flooded before its first response arrives. (A fixed guess would starve
+// new endpoints when the set is fast, or flood them when it is slow.)
+func (e *Endpoint[T]) cost(now time.Time, typical float64) float64 {
 	e.mu.Lock()
-	ewma := e.decayed(now)
+	ewma := typical / 2
+	if !e.lastSeen.IsZero() {
+		ewma = e.decayed(now)
+	}
 	e.mu.Unlock()
 	return ewma * float64(e.pending.Load()+1) / e.weight
 }
@@ -84,6 +91,32 @@ type Balancer[T any] struct {
 	set atomic.Pointer[[]*Endpoint[T]]
 	now func() time.Time
 	mu  sync.Mutex // serializes Update
+	// typical is a moving average of every latency observed (float64 bits,
+	// nanoseconds); 0 until the first observation.
+	typical atomic.Uint64
+}
+
+// typicalRTT is the latency assumed for endpoints never measured.
+func (b *Balancer[T]) typicalRTT() float64 {
+	if v := math.Float64frombits(b.typical.Load()); v > 0 {
+		return v
+	}
+	return float64(defaultRTT)
+}
+
+// observeTypical folds a latency into the set-wide average (weight 1/8).
+func (b *Balancer[T]) observeTypical(rtt time.Duration) {
+	for {
+		old := b.typical.Load()
+		cur := math.Float64frombits(old)
+		next := float64(rtt)
+		if cur > 0 {
+			next = cur + (float64(rtt)-cur)/8
+		}
+		if b.typical.CompareAndSwap(old, math.Float64bits(next)) {
+			return
+		}
+	}
 }
 
 // New returns an empty Balancer.
@@ -151,9 +184,9 @@ func (b *Balancer[T]) Pick() (e *Endpoint[T], done func(rtt time.Duration), ok b
 		if j >= i {
 			j++
 		}
-		now := b.now()
+		now, typical := b.now(), b.typicalRTT()
 		e = set[i]
-		if set[j].cost(now) < e.cost(now) {
+		if set[j].cost(now, typical) < e.cost(now, typical) {
 			e = set[j]
 		}
 	}
@@ -166,6 +199,7 @@ func (b *Balancer[T]) Pick() (e *Endpoint[T], done func(rtt time.Duration), ok b
 		e.pending.Add(-1)
 		if rtt > 0 {
 			e.observe(rtt, b.now())
+			b.observeTypical(rtt)
 		}
 	}, true
 }

@@ -140,6 +140,29 @@ func TestDoneIsIdempotent(t *testing.T) {
 	}
 }
 
+// An endpoint added to a set whose endpoints are all measured fast still
+// gets traffic: it is assumed typical, not slow.
+func TestNewEndpointIsProbed(t *testing.T) {
+	b := New[int]()
+	b.Update(targets(2))
+	for range 20 {
+		_, done, _ := b.Pick()
+		done(time.Millisecond)
+	}
+	b.Update(targets(3))
+	picked := 0
+	for range 300 {
+		e, done, _ := b.Pick()
+		if e.Value == 3 {
+			picked++
+		}
+		done(time.Millisecond)
+	}
+	if picked == 0 {
+		t.Error("the new endpoint never got a request")
+	}
+}
+
 func TestConcurrentPickAndUpdate(t *testing.T) {
 	b := New[int]()
 	b.Update(targets(3))

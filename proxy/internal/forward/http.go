@@ -115,6 +115,15 @@ func (r *Recorder) Flush() {
 	_ = http.NewResponseController(r.ResponseWriter).Flush()
 }
 
+// HeaderLatency is the time from the request to the response's headers,
+// or 0 when no response was written.
+func (r *Recorder) HeaderLatency() time.Duration {
+	if r.header.IsZero() {
+		return 0
+	}
+	return r.header.Sub(r.start)
+}
+
 // Done records the response on h: failure for 5xx, for a gRPC status other
 // than OK, and for responses the proxy made up.
 func (r *Recorder) Done(h *metrics.Handles) {

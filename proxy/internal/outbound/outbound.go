@@ -1,0 +1,522 @@
+// Package outbound is the proxy's client side (port 4140): the
+// application's connections, redirected by proxy-init, arrive here with
+// their original destination. Discovery says what that destination is;
+// requests (HTTP) or connections (TCP) are balanced over its endpoints,
+// with mesh TLS to meshed endpoints (the server must present exactly the
+// identity discovery promised), HTTP/1 carried over HTTP/2 between proxies,
+// and a fast 503 when a service has no endpoints. A destination discovery
+// does not know is reached directly at its original address.
+package outbound
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/linkerd-go/linkerd-go/api/mesh"
+	transportv1 "github.com/linkerd-go/linkerd-go/api/linkerd/transport/v1"
+	"github.com/linkerd-go/linkerd-go/proxy/internal/balance"
+	"github.com/linkerd-go/linkerd-go/proxy/internal/detect"
+	"github.com/linkerd-go/linkerd-go/proxy/internal/discovery"
+	"github.com/linkerd-go/linkerd-go/proxy/internal/forward"
+	"github.com/linkerd-go/linkerd-go/proxy/internal/meshtls"
+	"github.com/linkerd-go/linkerd-go/proxy/internal/metrics"
+	"github.com/linkerd-go/linkerd-go/proxy/internal/origdst"
+)
+
+// Watch is a discovery watch of one target (*discovery.Watch).
+type Watch interface {
+	Snapshot() discovery.Snapshot
+	Changed() <-chan struct{}
+	Release()
+}
+
+// Resolver opens a watch on a target ("ip:port").
+type Resolver func(target string) Watch
+
+// Config tunes the outbound side.
+type Config struct {
+	DetectTimeout  time.Duration
+	ConnectTimeout time.Duration
+	// DiscoveryTimeout bounds the wait for discovery's first answer about a
+	// target; past it the target is treated as unknown (original address).
+	DiscoveryTimeout time.Duration
+	// IdleTimeout is how long an unused target's state is kept.
+	IdleTimeout time.Duration
+	// OpaquePorts skip protocol detection.
+	OpaquePorts []mesh.PortRange
+	// OrigDst recovers a connection's original destination; tests replace
+	// it to run without nftables.
+	OrigDst func(net.Conn) (netip.AddrPort, error)
+}
+
+// Proxy is the outbound side.
+type Proxy struct {
+	cfg     Config
+	store   *meshtls.Store
+	resolve Resolver
+	m       *metrics.Metrics
+	log     logr.Logger
+
+	http   *forward.HTTPServer
+	rp     *httputil.ReverseProxy
+	dialer net.Dialer
+	plain1 *http.Transport // plaintext HTTP/1.x
+	plain2 *http.Transport // plaintext HTTP/2 (h2c)
+	mesh   sync.Map        // meshKey → *http.Transport
+
+	mu    sync.Mutex
+	dests map[string]*dest
+
+	tcpWG   sync.WaitGroup
+	tcpMu   sync.Mutex
+	tcpConn map[net.Conn]struct{}
+}
+
+type meshKey struct {
+	identity, serverName string
+	h2                   bool
+}
+
+// New returns the outbound side.
+func New(cfg Config, store *meshtls.Store, resolve Resolver, m *metrics.Metrics, log logr.Logger) *Proxy {
+	if cfg.OrigDst == nil {
+		cfg.OrigDst = origdst.Get
+	}
+	p := &Proxy{cfg: cfg, store: store, resolve: resolve, m: m, log: log, dests: map[string]*dest{}, tcpConn: map[net.Conn]struct{}{}}
+	p.dialer = net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second}
+	var p1, p2 http.Protocols
+	p1.SetHTTP1(true)
+	p2.SetUnencryptedHTTP2(true)
+	p.plain1 = &http.Transport{DialContext: p.dialer.DialContext, Protocols: &p1, MaxIdleConnsPerHost: 100, IdleConnTimeout: 90 * time.Second, DisableCompression: true}
+	p.plain2 = &http.Transport{DialContext: p.dialer.DialContext, Protocols: &p2, IdleConnTimeout: 90 * time.Second, DisableCompression: true}
+	p.rp = forward.NewReverseProxy(routeTransport{}, rewrite)
+	p.rp.ModifyResponse = func(resp *http.Response) error {
+		resp.Header.Del(mesh.OrigProtoHeader)
+		return nil
+	}
+	p.http = forward.NewHTTPServer(http.HandlerFunc(p.serveHTTP), forward.DefaultLimits, log)
+	return p
+}
+
+// meshTransport returns the pooled client transport for endpoints with one
+// identity: mesh TLS with ALPN h2 (multiplexed) or http/1.1 (upgrades, and
+// peers without the HTTP/2 hint).
+func (p *Proxy) meshTransport(k meshKey) *http.Transport {
+	if t, ok := p.mesh.Load(k); ok {
+		return t.(*http.Transport)
+	}
+	alpn := "http/1.1"
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	if k.h2 {
+		alpn = "h2"
+		protocols = http.Protocols{}
+		protocols.SetHTTP2(true)
+	}
+	t := &http.Transport{
+		Protocols:           &protocols,
+		MaxIdleConnsPerHost: 100,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+		DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return p.dialMeshTLS(ctx, addr, k.identity, k.serverName, alpn)
+		},
+	}
+	actual, _ := p.mesh.LoadOrStore(k, t)
+	return actual.(*http.Transport)
+}
+
+// dialMeshTLS connects to addr and completes a mesh TLS handshake that
+// succeeds only if the server presents identity.
+func (p *Proxy) dialMeshTLS(ctx context.Context, addr, identity, serverName, alpn string) (*tls.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.ConnectTimeout+p.cfg.DetectTimeout)
+	defer cancel()
+	c, err := p.dialer.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	cfg := p.store.ClientConfig(identity, []string{alpn})
+	if serverName != "" {
+		cfg.ServerName = serverName
+	}
+	tc := tls.Client(c, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return tc, nil
+}
+
+// Serve accepts on ln until ctx ends, then shuts down within grace.
+func (p *Proxy) Serve(ctx context.Context, ln net.Listener, grace time.Duration) error {
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- p.http.Run() }()
+	janitorDone := make(chan struct{})
+	go func() { defer close(janitorDone); p.janitor(ctx) }()
+	go func() {
+		<-ctx.Done()
+		ln.Close()
+	}()
+	var err error
+	for {
+		c, aerr := ln.Accept()
+		if aerr != nil {
+			if ctx.Err() == nil {
+				err = aerr
+			}
+			break
+		}
+		p.tcpWG.Add(1)
+		go func() {
+			defer p.tcpWG.Done()
+			p.handle(c)
+		}()
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	_ = p.http.Shutdown(shutdown)
+	<-httpDone
+	done := make(chan struct{})
+	go func() { p.tcpWG.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-shutdown.Done():
+		p.tcpMu.Lock()
+		for c := range p.tcpConn {
+			c.Close()
+		}
+		p.tcpMu.Unlock()
+		<-done
+	}
+	<-janitorDone
+	p.mu.Lock()
+	for k, d := range p.dests {
+		d.watch.Release()
+		delete(p.dests, k)
+	}
+	p.mu.Unlock()
+	p.plain1.CloseIdleConnections()
+	p.plain2.CloseIdleConnections()
+	p.mesh.Range(func(_, t any) bool { t.(*http.Transport).CloseIdleConnections(); return true })
+	return err
+}
+
+func (p *Proxy) handle(c net.Conn) {
+	dst, err := p.cfg.OrigDst(c)
+	if err != nil {
+		p.log.V(1).Info("no original destination", "err", err)
+		c.Close()
+		return
+	}
+	d := p.dest(dst)
+	d.inUse.Add(1)
+	defer d.inUse.Add(-1)
+	if mesh.PortsContain(p.cfg.OpaquePorts, dst.Port()) {
+		p.forwardTCP(c, d)
+		return
+	}
+	proto, dc, err := detect.Detect(c, p.cfg.DetectTimeout)
+	if err != nil {
+		c.Close()
+		return
+	}
+	switch proto {
+	case detect.HTTP1, detect.HTTP2:
+		if err := p.http.Serve(dc, &forward.ConnMeta{Dst: dst}); err != nil {
+			c.Close()
+		}
+	default:
+		p.forwardTCP(dc, d)
+	}
+}
+
+// dest is the outbound state of one original destination: its discovery
+// watch and its balancer, shared by every connection to it.
+type dest struct {
+	addr     netip.AddrPort
+	watch    Watch
+	bal      *balance.Balancer[discovery.Endpoint]
+	inUse    atomic.Int64
+	lastUsed atomic.Int64 // unix nanoseconds
+
+	mu      sync.Mutex
+	changed <-chan struct{}
+	snap    discovery.Snapshot
+}
+
+func (p *Proxy) dest(dst netip.AddrPort) *dest {
+	key := dst.String()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	d := p.dests[key]
+	if d == nil {
+		d = &dest{addr: dst, watch: p.resolve(key), bal: balance.New[discovery.Endpoint]()}
+		d.refreshLocked()
+		p.dests[key] = d
+	}
+	d.lastUsed.Store(time.Now().UnixNano())
+	return d
+}
+
+// refreshLocked reads the watch's snapshot into the balancer; the change
+// channel is taken first so no update can slip between the two.
+func (d *dest) refreshLocked() {
+	d.changed = d.watch.Changed()
+	d.snap = d.watch.Snapshot()
+	targets := make([]balance.Target[discovery.Endpoint], 0, len(d.snap.Endpoints))
+	for _, ep := range d.snap.Endpoints {
+		targets = append(targets, balance.Target[discovery.Endpoint]{Addr: ep.Addr, Weight: ep.Weight, Value: ep})
+	}
+	d.bal.Update(targets)
+}
+
+// current returns the latest snapshot, waiting up to timeout for
+// discovery's first answer.
+func (d *dest) current(ctx context.Context, timeout time.Duration) discovery.Snapshot {
+	d.mu.Lock()
+	select {
+	case <-d.changed:
+		d.refreshLocked()
+	default:
+	}
+	snap, changed := d.snap, d.changed
+	d.mu.Unlock()
+	if snap.State != discovery.Pending {
+		return snap
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for snap.State == discovery.Pending {
+		select {
+		case <-changed:
+			d.mu.Lock()
+			select {
+			case <-d.changed:
+				d.refreshLocked()
+			default:
+			}
+			snap, changed = d.snap, d.changed
+			d.mu.Unlock()
+		case <-t.C:
+			return snap
+		case <-ctx.Done():
+			return snap
+		}
+	}
+	return snap
+}
+
+// janitor releases the watches of destinations unused for IdleTimeout.
+func (p *Proxy) janitor(ctx context.Context) {
+	t := time.NewTicker(p.cfg.IdleTimeout / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			p.mu.Lock()
+			for k, d := range p.dests {
+				if d.inUse.Load() == 0 && now.Sub(time.Unix(0, d.lastUsed.Load())) > p.cfg.IdleTimeout {
+					d.watch.Release()
+					delete(p.dests, k)
+				}
+			}
+			p.mu.Unlock()
+		}
+	}
+}
+
+// forwardTCP balances one connection over the destination's endpoints.
+func (p *Proxy) forwardTCP(c net.Conn, d *dest) {
+	p.track(c, true)
+	defer p.track(c, false)
+	snap := d.current(context.Background(), p.cfg.DiscoveryTimeout)
+	var (
+		up     net.Conn
+		err    error
+		labels = metrics.Labels{Direction: "outbound", TargetAddr: d.addr.String(), TLS: "no_identity", Dst: metrics.DstFromMap(snap.Labels)}
+	)
+	switch snap.State {
+	case discovery.NoEndpoints:
+		c.Close()
+		return
+	case discovery.Endpoints:
+		ep, done, ok := d.bal.Pick()
+		if !ok {
+			c.Close()
+			return
+		}
+		defer done(0)
+		e := ep.Value
+		labels.TargetAddr, labels.Dst = e.Addr.String(), metrics.DstFromMap(e.Labels)
+		if e.Identity != "" {
+			labels.TLS, labels.ServerID = "true", e.Identity
+		}
+		up, err = p.connectTCP(e)
+	default:
+		up, err = p.dialer.DialContext(context.Background(), "tcp", d.addr.String())
+	}
+	h := p.m.For(labels)
+	h.TCPOpen.Inc()
+	h.TCPConns.Inc()
+	if err != nil {
+		p.log.V(1).Info("connect failed", "target", labels.TargetAddr, "err", err)
+		c.Close()
+		h.TCPClosed(forward.Errno(err))
+		return
+	}
+	p.track(up, true)
+	defer p.track(up, false)
+	err = forward.TCP(c, up, h)
+	h.TCPClosed(forward.Errno(err))
+}
+
+// connectTCP opens the connection for opaque bytes to an endpoint: mesh TLS
+// when it is meshed (through its proxy's inbound port with the transport
+// header when discovery gave one), plaintext otherwise.
+func (p *Proxy) connectTCP(e discovery.Endpoint) (net.Conn, error) {
+	ctx := context.Background()
+	if e.Identity == "" {
+		return p.dialer.DialContext(ctx, "tcp", e.Addr.String())
+	}
+	if e.OpaqueInboundPort != 0 {
+		addr := netip.AddrPortFrom(e.Addr.Addr(), e.OpaqueInboundPort).String()
+		tc, err := p.dialMeshTLS(ctx, addr, e.Identity, e.ServerName, transportv1.ALPN)
+		if err != nil {
+			return nil, err
+		}
+		if tc.ConnectionState().NegotiatedProtocol != transportv1.ALPN {
+			tc.Close()
+			return nil, errors.New("peer proxy does not speak the transport protocol")
+		}
+		if err := transportv1.WriteHeader(tc, &transportv1.TransportHeader{Port: uint32(e.Addr.Port())}); err != nil {
+			tc.Close()
+			return nil, err
+		}
+		return tc, nil
+	}
+	return p.dialMeshTLS(ctx, e.Addr.String(), e.Identity, e.ServerName, "")
+}
+
+func (p *Proxy) track(c net.Conn, add bool) {
+	p.tcpMu.Lock()
+	defer p.tcpMu.Unlock()
+	if add {
+		p.tcpConn[c] = struct{}{}
+	} else {
+		delete(p.tcpConn, c)
+	}
+}
+
+// route is where one request goes: set by serveHTTP, read by the reverse
+// proxy's rewrite and transport.
+type route struct {
+	url       url.URL
+	transport http.RoundTripper
+	origProto string
+}
+
+type routeKey struct{}
+
+// routeTransport sends a request with the transport its route chose.
+type routeTransport struct{}
+
+func (routeTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	return r.Context().Value(routeKey{}).(*route).transport.RoundTrip(r)
+}
+
+func rewrite(pr *httputil.ProxyRequest) {
+	rt := pr.In.Context().Value(routeKey{}).(*route)
+	pr.SetURL(&rt.url)
+	pr.Out.Host = pr.In.Host
+	if rt.origProto != "" {
+		pr.Out.Header.Set(mesh.OrigProtoHeader, rt.origProto)
+	}
+}
+
+// serveHTTP balances one request over the destination's endpoints.
+func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	meta := forward.Meta(r.Context())
+	if meta == nil {
+		forward.ProxyError(w, http.StatusInternalServerError, "no connection metadata")
+		return
+	}
+	d := p.dest(meta.Dst)
+	d.inUse.Add(1)
+	defer d.inUse.Add(-1)
+	snap := d.current(r.Context(), p.cfg.DiscoveryTimeout)
+	// The application's own mesh headers are not trusted downstream.
+	r.Header.Del(mesh.ClientIDHeader)
+	r.Header.Del(mesh.OrigProtoHeader)
+
+	labels := metrics.Labels{Direction: "outbound", Authority: forward.Authority(r, meta.Dst.Port()), TargetAddr: meta.Dst.String(), TLS: "no_identity", Dst: metrics.DstFromMap(snap.Labels)}
+	rt := &route{}
+	var done func(time.Duration)
+	switch snap.State {
+	case discovery.NoEndpoints:
+		h := p.m.For(labels)
+		h.Requests.Inc()
+		rec := forward.NewRecorder(w)
+		rec.ErrName = forward.ErrNoEndpoints
+		forward.ProxyError(rec, http.StatusServiceUnavailable, forward.ErrNoEndpoints)
+		rec.Done(h)
+		return
+	case discovery.Endpoints:
+		ep, d2, ok := d.bal.Pick()
+		if !ok {
+			forward.ProxyError(w, http.StatusServiceUnavailable, forward.ErrNoEndpoints)
+			return
+		}
+		done = d2
+		e := ep.Value
+		labels.TargetAddr, labels.Dst = e.Addr.String(), metrics.DstFromMap(e.Labels)
+		rt.url = url.URL{Scheme: "http", Host: e.Addr.String()}
+		switch {
+		case e.Identity == "":
+			rt.transport = p.plainTransport(r)
+		case forward.IsUpgrade(r) || (r.ProtoMajor == 1 && !e.HTTP2):
+			labels.TLS, labels.ServerID = "true", e.Identity
+			rt.url.Scheme = "https"
+			rt.transport = p.meshTransport(meshKey{identity: e.Identity, serverName: e.ServerName})
+		default:
+			labels.TLS, labels.ServerID = "true", e.Identity
+			rt.url.Scheme = "https"
+			rt.transport = p.meshTransport(meshKey{identity: e.Identity, serverName: e.ServerName, h2: true})
+			if r.ProtoMajor == 1 {
+				rt.origProto = forward.OrigProto(r)
+			}
+		}
+	default:
+		// Unknown to discovery: the original destination, as it was.
+		rt.url = url.URL{Scheme: "http", Host: meta.Dst.String()}
+		rt.transport = p.plainTransport(r)
+	}
+	h := p.m.For(labels)
+	h.Requests.Inc()
+	rec := forward.NewRecorder(w)
+	p.rp.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), routeKey{}, rt)))
+	rec.Done(h)
+	if done != nil {
+		// The balancer learns the latency to the response's headers.
+		done(rec.HeaderLatency())
+	}
+}
+
+func (p *Proxy) plainTransport(r *http.Request) http.RoundTripper {
+	if r.ProtoMajor == 2 {
+		return p.plain2
+	}
+	return p.plain1
+}
