@@ -23,8 +23,8 @@ import (
 
 	"github.com/go-logr/logr"
 
-	"github.com/linkerd-go/linkerd-go/api/mesh"
 	transportv1 "github.com/linkerd-go/linkerd-go/api/linkerd/transport/v1"
+	"github.com/linkerd-go/linkerd-go/api/mesh"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/balance"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/detect"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/discovery"

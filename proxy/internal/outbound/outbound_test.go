@@ -295,4 +295,3 @@ func TestOpaqueOverTransportHeader(t *testing.T) {
 		t.Fatalf("echo %q, %v", line, err)
 	}
 }
-
