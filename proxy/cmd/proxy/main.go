@@ -1,0 +1,78 @@
+// Command proxy is the mesh's sidecar: it carries every byte of a meshed
+// pod's traffic. It is configured through LINKERD2_PROXY_* environment
+// variables (run with --help for the list).
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/go-logr/logr"
+
+	"github.com/linkerd-go/linkerd-go/proxy/internal/app"
+	"github.com/linkerd-go/linkerd-go/proxy/internal/config"
+)
+
+func main() {
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "-h", "--help", "help":
+			usage(os.Stdout)
+			return
+		default:
+			fmt.Fprintf(os.Stderr, "proxy: unexpected argument %q; it is configured through the environment\n\n", os.Args[1])
+			usage(os.Stderr)
+			os.Exit(2)
+		}
+	}
+	cfg, err := config.FromEnv(nil)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "proxy: invalid configuration:\n%v\n", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := app.Run(ctx, cfg, newLogger(cfg.LogLevel, cfg.LogFormat)); err != nil {
+		fmt.Fprintf(os.Stderr, "proxy: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "proxy: the linkerd-go sidecar proxy. Configured through the environment:")
+	fmt.Fprintln(w)
+	for _, v := range config.Vars {
+		def := v.Default
+		if v.Required {
+			def = "required"
+		} else if def == "" {
+			def = "unset"
+		}
+		fmt.Fprintf(w, "  %s (%s)\n      %s\n", v.Name, def, v.Help)
+	}
+}
+
+func newLogger(level, format string) logr.Logger {
+	var l slog.Level
+	switch level {
+	case "trace", "debug":
+		l = slog.LevelDebug
+	case "warn":
+		l = slog.LevelWarn
+	case "error", "off":
+		l = slog.LevelError
+	default:
+		l = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	var h slog.Handler = slog.NewTextHandler(os.Stderr, opts)
+	if format == "json" {
+		h = slog.NewJSONHandler(os.Stderr, opts)
+	}
+	return logr.FromSlogHandler(h)
+}

@@ -1,0 +1,204 @@
+// Package config reads the proxy's configuration from the environment
+// variables the injector sets (the LINKERD2_PROXY_* names of Linkerd's
+// proxy) and validates it.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	destinationv1 "github.com/linkerd-go/linkerd-go/api/linkerd/destination/v1"
+	"github.com/linkerd-go/linkerd-go/api/mesh"
+)
+
+// Var is one environment variable the proxy reads.
+type Var struct {
+	Name, Default, Help string
+	Required            bool
+}
+
+// Vars lists every variable, for --help and the README.
+var Vars = []Var{
+	{"LINKERD2_PROXY_LOG", "info", "log level: trace, debug, info, warn or error (a Linkerd-style filter such as warn,linkerd=info uses its first bare level)", false},
+	{"LINKERD2_PROXY_LOG_FORMAT", "plain", "log format: plain or json", false},
+	{"LINKERD2_PROXY_INBOUND_LISTEN_ADDR", "0.0.0.0:4143", "inbound listener (redirected connections to the pod)", false},
+	{"LINKERD2_PROXY_OUTBOUND_LISTEN_ADDRS", "127.0.0.1:4140", "outbound listeners, comma-separated (redirected connections from the pod)", false},
+	{"LINKERD2_PROXY_ADMIN_LISTEN_ADDR", "0.0.0.0:4191", "admin server: /metrics, /ready, /live, /shutdown", false},
+	{"LINKERD2_PROXY_CONTROL_LISTEN_ADDR", "0.0.0.0:4190", "control listener (reserved; not served yet)", false},
+	{"LINKERD2_PROXY_IDENTITY_LOCAL_NAME", "", "this proxy's mesh identity name", true},
+	{"LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS", "", "PEM bundle of the trust anchors", true},
+	{"LINKERD2_PROXY_IDENTITY_TOKEN_FILE", "/var/run/secrets/tokens/linkerd-identity-token", "projected ServiceAccount token (audience identity.l5d.io)", false},
+	{"LINKERD2_PROXY_IDENTITY_SVC_ADDR", "", "identity service address (host:port)", true},
+	{"LINKERD2_PROXY_IDENTITY_SVC_NAME", "", "identity service's mesh identity name", true},
+	{"LINKERD2_PROXY_IDENTITY_DIR", "", "accepted for compatibility; keys are kept in memory", false},
+	{"LINKERD2_PROXY_DESTINATION_SVC_ADDR", "", "destination service address (host:port)", true},
+	{"LINKERD2_PROXY_DESTINATION_SVC_NAME", "", "destination service's mesh identity name", true},
+	{"LINKERD2_PROXY_DESTINATION_CONTEXT", "", `context token sent with discovery requests: {"ns":…,"nodeName":…,"pod":…}`, false},
+	{"LINKERD2_PROXY_DESTINATION_PROFILE_SUFFIXES", "svc.cluster.local.", "accepted for compatibility", false},
+	{"LINKERD2_PROXY_INBOUND_PORTS", "", "the pod's container ports (informational)", false},
+	{"LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION", mesh.DefaultOpaquePorts, "opaque ports: no protocol detection, inbound and outbound (list, a-b ranges)", false},
+	{"LINKERD2_PROXY_INBOUND_DEFAULT_POLICY", "all-unauthenticated", "default inbound policy (enforcement comes with the policy API)", false},
+	{"LINKERD2_PROXY_POLICY_SVC_ADDR", "", "policy service address (reserved)", false},
+	{"LINKERD2_PROXY_POLICY_SVC_NAME", "", "policy service identity (reserved)", false},
+	{"LINKERD2_PROXY_POLICY_WORKLOAD", "", "workload reference for policy (reserved)", false},
+	{"LINKERD2_PROXY_POLICY_CLUSTER_NETWORKS", "", "cluster networks (reserved)", false},
+	{"LINKERD2_PROXY_SHUTDOWN_GRACE_PERIOD", "2m", "how long in-flight work may drain after SIGTERM", false},
+	{"LINKERD2_PROXY_SHUTDOWN_ENDPOINT_ENABLED", "false", "serve POST /shutdown on the admin server (from localhost only)", false},
+	{"LINKERD2_PROXY_DETECT_TIMEOUT", "10s", "protocol detection timeout", false},
+	{"LINKERD2_PROXY_OUTBOUND_CONNECT_TIMEOUT", "1s", "connect timeout towards endpoints", false},
+	{"LINKERD2_PROXY_INBOUND_CONNECT_TIMEOUT", "1s", "connect timeout towards the application", false},
+	{"LINKERD2_PROXY_INGRESS_MODE", "false", "accepted for compatibility (ingress routing is not implemented yet)", false},
+}
+
+// Config is the proxy's validated configuration.
+type Config struct {
+	LogLevel, LogFormat    string
+	InboundAddr            string
+	OutboundAddrs          []string
+	AdminAddr              string
+	LocalName              string
+	TrustAnchorsPEM        []byte
+	TokenFile              string
+	IdentityAddr           string
+	IdentityName           string
+	DestinationAddr        string
+	DestinationName        string
+	DestinationContext     string
+	OpaquePorts            []mesh.PortRange
+	DefaultInboundPolicy   string
+	ShutdownGrace          time.Duration
+	ShutdownEndpoint       bool
+	DetectTimeout          time.Duration
+	OutboundConnectTimeout time.Duration
+	InboundConnectTimeout  time.Duration
+}
+
+// FromEnv reads and validates the configuration; getenv is os.Getenv
+// except in tests. All problems are reported together.
+func FromEnv(getenv func(string) string) (*Config, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	get := func(name string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		for _, v := range Vars {
+			if v.Name == name {
+				return v.Default
+			}
+		}
+		return ""
+	}
+	var errs []error
+	bad := func(name string, err error) { errs = append(errs, fmt.Errorf("%s: %w", name, err)) }
+	for _, v := range Vars {
+		if v.Required && getenv(v.Name) == "" {
+			bad(v.Name, errors.New("required"))
+		}
+	}
+	c := &Config{
+		LogFormat:            get("LINKERD2_PROXY_LOG_FORMAT"),
+		InboundAddr:          get("LINKERD2_PROXY_INBOUND_LISTEN_ADDR"),
+		AdminAddr:            get("LINKERD2_PROXY_ADMIN_LISTEN_ADDR"),
+		LocalName:            get("LINKERD2_PROXY_IDENTITY_LOCAL_NAME"),
+		TrustAnchorsPEM:      []byte(get("LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS")),
+		TokenFile:            get("LINKERD2_PROXY_IDENTITY_TOKEN_FILE"),
+		IdentityAddr:         get("LINKERD2_PROXY_IDENTITY_SVC_ADDR"),
+		IdentityName:         get("LINKERD2_PROXY_IDENTITY_SVC_NAME"),
+		DestinationAddr:      get("LINKERD2_PROXY_DESTINATION_SVC_ADDR"),
+		DestinationName:      get("LINKERD2_PROXY_DESTINATION_SVC_NAME"),
+		DestinationContext:   get("LINKERD2_PROXY_DESTINATION_CONTEXT"),
+		DefaultInboundPolicy: get("LINKERD2_PROXY_INBOUND_DEFAULT_POLICY"),
+	}
+	var err error
+	if c.LogLevel, err = parseLogLevel(get("LINKERD2_PROXY_LOG")); err != nil {
+		bad("LINKERD2_PROXY_LOG", err)
+	}
+	if c.LogFormat != "plain" && c.LogFormat != "json" {
+		bad("LINKERD2_PROXY_LOG_FORMAT", fmt.Errorf("%q is not plain or json", c.LogFormat))
+	}
+	for _, a := range []struct{ name, v string }{
+		{"LINKERD2_PROXY_INBOUND_LISTEN_ADDR", c.InboundAddr},
+		{"LINKERD2_PROXY_ADMIN_LISTEN_ADDR", c.AdminAddr},
+	} {
+		if _, err := netip.ParseAddrPort(a.v); err != nil {
+			bad(a.name, err)
+		}
+	}
+	for _, a := range strings.Split(get("LINKERD2_PROXY_OUTBOUND_LISTEN_ADDRS"), ",") {
+		a = strings.TrimSpace(a)
+		if _, err := netip.ParseAddrPort(a); err != nil {
+			bad("LINKERD2_PROXY_OUTBOUND_LISTEN_ADDRS", err)
+			continue
+		}
+		c.OutboundAddrs = append(c.OutboundAddrs, a)
+	}
+	if c.DestinationContext != "" {
+		if _, err := destinationv1.ParseContextToken(c.DestinationContext); err != nil {
+			bad("LINKERD2_PROXY_DESTINATION_CONTEXT", err)
+		}
+	}
+	if c.OpaquePorts, err = mesh.ParsePortRanges(get("LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION")); err != nil {
+		bad("LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION", err)
+	}
+	durations := []struct {
+		name string
+		dst  *time.Duration
+	}{
+		{"LINKERD2_PROXY_SHUTDOWN_GRACE_PERIOD", &c.ShutdownGrace},
+		{"LINKERD2_PROXY_DETECT_TIMEOUT", &c.DetectTimeout},
+		{"LINKERD2_PROXY_OUTBOUND_CONNECT_TIMEOUT", &c.OutboundConnectTimeout},
+		{"LINKERD2_PROXY_INBOUND_CONNECT_TIMEOUT", &c.InboundConnectTimeout},
+	}
+	for _, d := range durations {
+		v, err := parseDuration(get(d.name))
+		if err != nil {
+			bad(d.name, err)
+		}
+		*d.dst = v
+	}
+	if c.ShutdownEndpoint, err = strconv.ParseBool(get("LINKERD2_PROXY_SHUTDOWN_ENDPOINT_ENABLED")); err != nil {
+		bad("LINKERD2_PROXY_SHUTDOWN_ENDPOINT_ENABLED", err)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return c, nil
+}
+
+// parseDuration accepts Go durations ("90s", "2m") and bare seconds ("120").
+func parseDuration(s string) (time.Duration, error) {
+	if n, err := strconv.Atoi(s); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, err
+	}
+	if d <= 0 {
+		return 0, fmt.Errorf("%s is not positive", s)
+	}
+	return d, nil
+}
+
+// parseLogLevel takes the first bare level of a Linkerd log filter.
+func parseLogLevel(s string) (string, error) {
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" || strings.Contains(part, "=") {
+			continue
+		}
+		switch strings.ToLower(part) {
+		case "trace", "debug", "info", "warn", "error", "off":
+			return strings.ToLower(part), nil
+		}
+		return "", fmt.Errorf("unknown level %q", part)
+	}
+	return "info", nil
+}

@@ -1,0 +1,73 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func required() map[string]string {
+	return map[string]string{
+		"LINKERD2_PROXY_IDENTITY_LOCAL_NAME":    "web.default.serviceaccount.identity.linkerd.cluster.local",
+		"LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS": "-----BEGIN CERTIFICATE-----",
+		"LINKERD2_PROXY_IDENTITY_SVC_ADDR":      "linkerd-identity-headless.linkerd.svc.cluster.local:8080",
+		"LINKERD2_PROXY_IDENTITY_SVC_NAME":      "linkerd-identity.linkerd.serviceaccount.identity.linkerd.cluster.local",
+		"LINKERD2_PROXY_DESTINATION_SVC_ADDR":   "linkerd-dst-headless.linkerd.svc.cluster.local:8086",
+		"LINKERD2_PROXY_DESTINATION_SVC_NAME":   "linkerd-destination.linkerd.serviceaccount.identity.linkerd.cluster.local",
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := FromEnv(env(required()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.InboundAddr != "0.0.0.0:4143" || c.OutboundAddrs[0] != "127.0.0.1:4140" || c.AdminAddr != "0.0.0.0:4191" {
+		t.Errorf("listeners %+v", c)
+	}
+	if c.ShutdownGrace != 2*time.Minute || c.DetectTimeout != 10*time.Second || c.ShutdownEndpoint {
+		t.Errorf("durations %+v", c)
+	}
+	if c.LogLevel != "info" || len(c.OpaquePorts) != 8 {
+		t.Errorf("log %q opaque %v", c.LogLevel, c.OpaquePorts)
+	}
+}
+
+func TestLinkerdStyleValues(t *testing.T) {
+	m := required()
+	m["LINKERD2_PROXY_LOG"] = "warn,linkerd=info,hickory=error"
+	m["LINKERD2_PROXY_SHUTDOWN_GRACE_PERIOD"] = "120"
+	m["LINKERD2_PROXY_DESTINATION_CONTEXT"] = `{"ns":"default","nodeName":"vm","pod":"web-1"}`
+	m["LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION"] = "25,3306,5000-5010"
+	c, err := FromEnv(env(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.LogLevel != "warn" || c.ShutdownGrace != 2*time.Minute || len(c.OpaquePorts) != 3 {
+		t.Errorf("%+v", c)
+	}
+}
+
+func TestErrorsReportedTogether(t *testing.T) {
+	m := map[string]string{
+		"LINKERD2_PROXY_LOG":                                      "loud",
+		"LINKERD2_PROXY_LOG_FORMAT":                               "xml",
+		"LINKERD2_PROXY_INBOUND_LISTEN_ADDR":                      "nope",
+		"LINKERD2_PROXY_SHUTDOWN_GRACE_PERIOD":                    "-1s",
+		"LINKERD2_PROXY_DESTINATION_CONTEXT":                      "{",
+		"LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION": "70000",
+	}
+	_, err := FromEnv(env(m))
+	if err == nil {
+		t.Fatal("bad config accepted")
+	}
+	for _, want := range []string{"LOCAL_NAME: required", "LINKERD2_PROXY_LOG:", "LOG_FORMAT", "INBOUND_LISTEN_ADDR", "SHUTDOWN_GRACE_PERIOD", "DESTINATION_CONTEXT", "DISABLE_PROTOCOL_DETECTION"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}
