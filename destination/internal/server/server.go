@@ -1,0 +1,114 @@
+// Package server serves the destination API over gRPC: each stream
+// subscribes to the shared watcher of its target and sends what the watcher
+// queues for it.
+package server
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/go-logr/logr"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	destinationv1 "github.com/linkerd-go/linkerd-go/api/linkerd/destination/v1"
+	"github.com/linkerd-go/linkerd-go/destination/internal/metrics"
+	"github.com/linkerd-go/linkerd-go/destination/internal/target"
+	"github.com/linkerd-go/linkerd-go/destination/internal/watch"
+)
+
+// Server implements DestinationService.
+type Server struct {
+	destinationv1.UnimplementedDestinationServiceServer
+
+	log           logr.Logger
+	index         *watch.Index
+	metrics       *metrics.Metrics
+	clusterDomain string
+
+	stopOnce sync.Once
+	stopping chan struct{}
+}
+
+// New returns a Server over index.
+func New(log logr.Logger, index *watch.Index, m *metrics.Metrics, clusterDomain string) *Server {
+	return &Server{log: log, index: index, metrics: m, clusterDomain: clusterDomain, stopping: make(chan struct{})}
+}
+
+// Register adds the service to g. Further APIs served from the same process
+// (the inbound policy API) register beside it on the same grpc.Server.
+func (s *Server) Register(g *grpc.Server) {
+	destinationv1.RegisterDestinationServiceServer(g, s)
+}
+
+// Stop ends every open stream with UNAVAILABLE, so that clients reconnect
+// elsewhere and a graceful gRPC stop can finish.
+func (s *Server) Stop() {
+	s.stopOnce.Do(func() { close(s.stopping) })
+}
+
+// Get streams the endpoints of a target.
+func (s *Server) Get(req *destinationv1.GetRequest, stream grpc.ServerStreamingServer[destinationv1.GetResponse]) error {
+	t, err := target.Parse(req.GetPath(), s.clusterDomain)
+	if err != nil {
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
+	log := s.log.WithValues("rpc", "Get", "target", t.String())
+	log.V(2).Info("stream opened")
+	sub, unsubscribe := s.index.SubscribeEndpoints(t)
+	defer unsubscribe()
+	return serve(stream.Context(), s, metrics.RPCGet, log, sub, stream.Send)
+}
+
+// GetProfile streams the profile of a target.
+func (s *Server) GetProfile(req *destinationv1.GetProfileRequest, stream grpc.ServerStreamingServer[destinationv1.GetProfileResponse]) error {
+	t, err := target.Parse(req.GetPath(), s.clusterDomain)
+	if err != nil {
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
+	log := s.log.WithValues("rpc", "GetProfile", "target", t.String())
+	// The token is a hint: a malformed one is served as no token.
+	tok, err := destinationv1.ParseContextToken(req.GetContextToken())
+	if err != nil {
+		log.V(1).Info("ignoring malformed context token", "err", err)
+	}
+	log.V(2).Info("stream opened", "namespace", tok.Namespace)
+	sub, unsubscribe := s.index.SubscribeProfile(t, tok.Namespace)
+	defer unsubscribe()
+	return serve(stream.Context(), s, metrics.RPCGetProfile, log, sub, stream.Send)
+}
+
+func serve[M any](ctx context.Context, s *Server, rpc string, log logr.Logger, sub *watch.Subscription[M], send func(M) error) error {
+	open := s.metrics.StreamsOpen.WithLabelValues(rpc)
+	open.Inc()
+	defer open.Dec()
+	sent := s.metrics.UpdatesSent.WithLabelValues(rpc)
+	for {
+		// A reset wins over queued messages: the client will get the full
+		// state again when it reconnects.
+		select {
+		case <-sub.Reset():
+			log.V(1).Info("stream reset: it fell behind")
+			return status.Error(codes.ResourceExhausted, "stream fell behind its updates; reconnect for the current state")
+		default:
+		}
+		select {
+		case <-ctx.Done():
+			return status.FromContextError(context.Cause(ctx)).Err()
+		case <-s.stopping:
+			return status.Error(codes.Unavailable, "destination server is shutting down")
+		case <-sub.Reset():
+			continue
+		case m := <-sub.C():
+			if err := send(m); err != nil {
+				if errors.Is(err, context.Canceled) {
+					return status.FromContextError(err).Err()
+				}
+				return err
+			}
+			sent.Inc()
+		}
+	}
+}

@@ -1,0 +1,404 @@
+package watch
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr/testr"
+	"github.com/prometheus/client_golang/prometheus"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	apiwatch "k8s.io/apimachinery/pkg/watch"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
+	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/kubernetes/scheme"
+	metadatafake "k8s.io/client-go/metadata/fake"
+	clienttesting "k8s.io/client-go/testing"
+
+	destinationv1 "github.com/linkerd-go/linkerd-go/api/linkerd/destination/v1"
+	"github.com/linkerd-go/linkerd-go/api/mesh"
+	"github.com/linkerd-go/linkerd-go/destination/internal/k8s"
+	"github.com/linkerd-go/linkerd-go/destination/internal/metrics"
+	"github.com/linkerd-go/linkerd-go/destination/internal/profile"
+	"github.com/linkerd-go/linkerd-go/destination/internal/target"
+)
+
+// waitFor bounds how long a test waits for an expected message before it
+// fails; it is never reached in a passing run.
+const waitFor = 20 * time.Second
+
+// testEnv is an Index over fake clientsets loaded from YAML fixtures.
+type testEnv struct {
+	t       *testing.T
+	client  *fake.Clientset
+	dynamic *dynamicfake.FakeDynamicClient
+	meta    *metadatafake.FakeMetadataClient
+	cluster *k8s.Cluster
+	index   *Index
+	metrics *metrics.Metrics
+	reg     *prometheus.Registry
+}
+
+func defaultConfig() Config {
+	opaque, _ := mesh.ParsePortRanges(mesh.DefaultOpaquePorts)
+	return Config{
+		ClusterDomain:         "cluster.local",
+		ControlPlaneNamespace: "linkerd",
+		TrustDomain:           "cluster.local",
+		DefaultOpaquePorts:    opaque,
+		EnableH2Upgrade:       true,
+		QueueSize:             16,
+	}
+}
+
+// newEnv starts informers over the objects of the fixture files (in
+// testdata) and an Index with cfg; everything stops in t.Cleanup.
+func newEnv(t *testing.T, cfg Config, fixtures ...string) *testEnv {
+	t.Helper()
+	var typed, metas, dyn []runtime.Object
+	for _, f := range fixtures {
+		for _, u := range readYAML(t, filepath.Join("testdata", f)) {
+			gvk := u.GroupVersionKind()
+			switch {
+			case gvk.Kind == "ServiceProfile":
+				dyn = append(dyn, u)
+			case gvk.Kind == "ReplicaSet":
+				metas = append(metas, toPartial(u))
+			default:
+				typed = append(typed, toTyped(t, u))
+			}
+		}
+	}
+	e := &testEnv{t: t, reg: prometheus.NewRegistry()}
+	e.metrics = metrics.New(e.reg)
+	e.client = fake.NewClientset(typed...)
+	metaScheme := metadatafake.NewTestScheme()
+	if err := metav1.AddMetaToScheme(metaScheme); err != nil {
+		t.Fatal(err)
+	}
+	rsGVK := schema.GroupVersionKind{Group: "apps", Version: "v1", Kind: "ReplicaSet"}
+	metaScheme.AddKnownTypeWithName(rsGVK, &metav1.PartialObjectMetadata{})
+	metaScheme.AddKnownTypeWithName(rsGVK.GroupVersion().WithKind("ReplicaSetList"), &metav1.PartialObjectMetadataList{})
+	e.meta = metadatafake.NewSimpleMetadataClient(metaScheme, metas...)
+	e.dynamic = dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
+		map[schema.GroupVersionResource]string{profile.GVR: "ServiceProfileList"}, dyn...)
+
+	// The fakes do not replay changes made between an informer's list and
+	// its watch: wait until every informer watches before changing objects.
+	var mu sync.Mutex
+	watching := map[schema.GroupVersionResource]bool{}
+	allWatching := make(chan struct{})
+	const informers = 6
+	hook := func(tracker clienttesting.ObjectTracker) clienttesting.WatchReactionFunc {
+		return func(action clienttesting.Action) (bool, apiwatch.Interface, error) {
+			var opts metav1.ListOptions
+			if wa, ok := action.(clienttesting.WatchActionImpl); ok {
+				opts = wa.ListOptions
+			}
+			w, err := tracker.Watch(action.GetResource(), action.GetNamespace(), opts)
+			if err != nil {
+				return false, nil, err
+			}
+			mu.Lock()
+			if !watching[action.GetResource()] {
+				watching[action.GetResource()] = true
+				if len(watching) == informers {
+					close(allWatching)
+				}
+			}
+			mu.Unlock()
+			return true, w, nil
+		}
+	}
+	e.client.PrependWatchReactor("*", hook(e.client.Tracker()))
+	e.meta.PrependWatchReactor("*", hook(e.meta.Tracker()))
+	e.dynamic.PrependWatchReactor("*", hook(e.dynamic.Tracker()))
+
+	var err error
+	if e.cluster, err = k8s.New(e.client, e.meta, e.dynamic); err != nil {
+		t.Fatal(err)
+	}
+	if e.index, err = New(testr.New(t), cfg, e.cluster, e.metrics); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e.cluster.Start(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		e.index.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		e.cluster.Shutdown()
+	})
+	syncCtx, syncCancel := context.WithTimeout(ctx, waitFor)
+	defer syncCancel()
+	if err := e.cluster.WaitForSync(syncCtx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-allWatching:
+	case <-syncCtx.Done():
+		t.Fatal("informers did not start watching")
+	}
+	return e
+}
+
+func readYAML(t *testing.T, path string) []*unstructured.Unstructured {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return decodeYAML(t, data)
+}
+
+func decodeYAML(t *testing.T, data []byte) []*unstructured.Unstructured {
+	t.Helper()
+	var out []*unstructured.Unstructured
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+	for {
+		u := &unstructured.Unstructured{}
+		err := dec.Decode(&u.Object)
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(u.Object) > 0 {
+			out = append(out, u)
+		}
+	}
+}
+
+func toTyped(t *testing.T, u *unstructured.Unstructured) runtime.Object {
+	t.Helper()
+	obj, err := scheme.Scheme.New(u.GroupVersionKind())
+	if err != nil {
+		t.Fatalf("%s: %v", u.GetName(), err)
+	}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, obj); err != nil {
+		t.Fatalf("%s: %v", u.GetName(), err)
+	}
+	return obj
+}
+
+func toPartial(u *unstructured.Unstructured) *metav1.PartialObjectMetadata {
+	return &metav1.PartialObjectMetadata{
+		TypeMeta: metav1.TypeMeta{APIVersion: u.GetAPIVersion(), Kind: u.GetKind()},
+		ObjectMeta: metav1.ObjectMeta{
+			Name: u.GetName(), Namespace: u.GetNamespace(),
+			Labels: u.GetLabels(), Annotations: u.GetAnnotations(), OwnerReferences: u.GetOwnerReferences(),
+		},
+	}
+}
+
+// apply creates or updates the objects of a YAML document.
+func (e *testEnv) apply(doc string) {
+	e.t.Helper()
+	ctx := context.Background()
+	for _, u := range decodeYAML(e.t, []byte(doc)) {
+		if u.GetKind() == "ServiceProfile" {
+			res := e.dynamic.Resource(profile.GVR).Namespace(u.GetNamespace())
+			if _, err := res.Get(ctx, u.GetName(), metav1.GetOptions{}); err == nil {
+				_, err = res.Update(ctx, u, metav1.UpdateOptions{})
+				e.check(err)
+			} else {
+				_, err = res.Create(ctx, u, metav1.CreateOptions{})
+				e.check(err)
+			}
+			continue
+		}
+		obj := toTyped(e.t, u)
+		gvr, _ := gvrOf(u)
+		tr := e.client.Tracker()
+		if _, err := tr.Get(gvr, u.GetNamespace(), u.GetName()); err == nil {
+			e.check(tr.Update(gvr, obj, u.GetNamespace()))
+		} else {
+			e.check(tr.Create(gvr, obj, u.GetNamespace()))
+		}
+	}
+}
+
+// remove deletes an object.
+func (e *testEnv) remove(kind, namespace, name string) {
+	e.t.Helper()
+	if kind == "ServiceProfile" {
+		e.check(e.dynamic.Resource(profile.GVR).Namespace(namespace).Delete(context.Background(), name, metav1.DeleteOptions{}))
+		return
+	}
+	u := &unstructured.Unstructured{}
+	u.SetKind(kind)
+	gvr, _ := gvrOf(u)
+	e.check(e.client.Tracker().Delete(gvr, namespace, name))
+}
+
+func (e *testEnv) check(err error) {
+	e.t.Helper()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func gvrOf(u *unstructured.Unstructured) (schema.GroupVersionResource, bool) {
+	switch u.GetKind() {
+	case "Service":
+		return schema.GroupVersionResource{Version: "v1", Resource: "services"}, true
+	case "Pod":
+		return schema.GroupVersionResource{Version: "v1", Resource: "pods"}, true
+	case "Namespace":
+		return schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}, true
+	case "EndpointSlice":
+		return schema.GroupVersionResource{Group: "discovery.k8s.io", Version: "v1", Resource: "endpointslices"}, true
+	}
+	return schema.GroupVersionResource{}, false
+}
+
+// stream is a subscription the test reads as a client would.
+type stream[M any] struct {
+	t     *testing.T
+	sub   *Subscription[M]
+	close func()
+}
+
+func (e *testEnv) get(path string) *stream[*destinationv1.GetResponse] {
+	e.t.Helper()
+	tgt, err := target.Parse(path, "cluster.local")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	sub, unsubscribe := e.index.SubscribeEndpoints(tgt)
+	e.t.Cleanup(unsubscribe)
+	return &stream[*destinationv1.GetResponse]{t: e.t, sub: sub, close: unsubscribe}
+}
+
+func (e *testEnv) getProfile(path, clientNS string) *stream[*destinationv1.GetProfileResponse] {
+	e.t.Helper()
+	tgt, err := target.Parse(path, "cluster.local")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	sub, unsubscribe := e.index.SubscribeProfile(tgt, clientNS)
+	e.t.Cleanup(unsubscribe)
+	return &stream[*destinationv1.GetProfileResponse]{t: e.t, sub: sub, close: unsubscribe}
+}
+
+func (s *stream[M]) next() M {
+	s.t.Helper()
+	timer := time.NewTimer(waitFor)
+	defer timer.Stop()
+	select {
+	case m := <-s.sub.C():
+		return m
+	case <-s.sub.Reset():
+		s.t.Fatal("stream was reset")
+	case <-timer.C:
+		s.t.Fatal("no update arrived")
+	}
+	panic("unreachable")
+}
+
+// expect reads the next message and compares its description.
+func (s *stream[M]) expect(want string) {
+	s.t.Helper()
+	got := describe(any(s.next()))
+	if strings.TrimSpace(got) != strings.TrimSpace(want) {
+		s.t.Fatalf("update:\n%s\nwant:\n%s", got, strings.TrimSpace(want))
+	}
+}
+
+// describe renders an update in a short, deterministic form.
+func describe(m any) string {
+	var b strings.Builder
+	switch m := m.(type) {
+	case *destinationv1.GetResponse:
+		switch {
+		case m.GetAdd() != nil:
+			fmt.Fprintf(&b, "add %s\n", labelString(m.GetAdd().GetMetricLabels()))
+			for _, ep := range m.GetAdd().GetEndpoints() {
+				b.WriteString("  " + describeEndpoint(ep) + "\n")
+			}
+		case m.GetRemove() != nil:
+			var addrs []string
+			for _, a := range m.GetRemove().GetAddresses() {
+				addrs = append(addrs, addrString(a))
+			}
+			fmt.Fprintf(&b, "remove %s\n", strings.Join(addrs, " "))
+		case m.GetNoEndpoints() != nil:
+			b.WriteString("no_endpoints\n")
+		case m.GetDoesNotExist() != nil:
+			b.WriteString("does_not_exist\n")
+		}
+	case *destinationv1.GetProfileResponse:
+		p := m.GetProfile()
+		fmt.Fprintf(&b, "profile %q opaque=%v budget=%v/%d/%v\n", p.GetFullyQualifiedName(), p.GetOpaqueProtocol(),
+			p.GetRetryBudget().GetRetryRatio(), p.GetRetryBudget().GetMinRetriesPerSecond(), p.GetRetryBudget().GetTtl().AsDuration())
+		for _, r := range p.GetRoutes() {
+			fmt.Fprintf(&b, "  route %q retryable=%v timeout=%v classes=%d\n", r.GetName(), r.GetIsRetryable(), r.GetTimeout().AsDuration(), len(r.GetResponseClasses()))
+		}
+		for _, d := range p.GetDstOverrides() {
+			fmt.Fprintf(&b, "  split %s %d\n", d.GetAuthority(), d.GetWeight())
+		}
+		if ep := p.GetEndpoint(); ep != nil {
+			b.WriteString("  endpoint " + describeEndpoint(ep) + "\n")
+		}
+	}
+	return b.String()
+}
+
+func describeEndpoint(ep *destinationv1.Endpoint) string {
+	s := addrString(ep.GetAddress())
+	if ep.GetWeight() != destinationv1.DefaultEndpointWeight {
+		s += fmt.Sprintf(" weight=%d", ep.GetWeight())
+	}
+	if name := ep.GetTlsIdentity().GetDnsLike().GetName(); name != "" {
+		s += " id=" + name
+	}
+	switch h := ep.GetProtocolHint(); {
+	case h.GetHttp2() != nil:
+		s += " h2"
+	case h.GetOpaque() != nil:
+		s += fmt.Sprintf(" opaque(%d)", h.GetOpaque().GetInboundPort())
+	}
+	if l := ep.GetMetricLabels(); len(l) > 0 {
+		s += " " + labelString(l)
+	}
+	return s
+}
+
+func labelString(l map[string]string) string {
+	keys := slices.Sorted(maps.Keys(l))
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + l[k]
+	}
+	sort.Strings(parts)
+	return "{" + strings.Join(parts, ",") + "}"
+}
+
+func addrString(a *destinationv1.SocketAddress) string {
+	ap, err := a.AddrPort()
+	if err != nil {
+		return "<" + err.Error() + ">"
+	}
+	return netip.AddrPortFrom(ap.Addr(), ap.Port()).String()
+}

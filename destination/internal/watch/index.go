@@ -1,0 +1,299 @@
+// Package watch keeps one watcher per target, shared by every stream that
+// asks for it. A watcher computes its target's state from the informer
+// caches whenever an object it depends on changes, and hands the difference
+// to each subscribed stream's bounded queue. A stream whose queue is full is
+// reset (and counted); it never blocks the watcher or the other streams.
+// The watcher is dropped when its last stream leaves.
+//
+// Informer handlers only mark the affected watchers dirty; one worker
+// goroutine recomputes them. Locks are taken in this order: Index.mu,
+// a watcher's mu, Index.gate (read side), Index.refsMu; informer handlers
+// take Index.gate (write side), then Index.refsMu, then Index.dirtyMu.
+package watch
+
+import (
+	"context"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/linkerd-go/linkerd-go/api/mesh"
+	"github.com/linkerd-go/linkerd-go/destination/internal/k8s"
+	"github.com/linkerd-go/linkerd-go/destination/internal/metrics"
+	"github.com/linkerd-go/linkerd-go/destination/internal/target"
+)
+
+// Config is what resolution needs to know about the mesh.
+type Config struct {
+	// ClusterDomain is the cluster's DNS domain ("cluster.local").
+	ClusterDomain string
+	// ControlPlaneNamespace is this control plane's namespace: pods labelled
+	// linkerd.io/control-plane-ns with it are meshed by us.
+	ControlPlaneNamespace string
+	// TrustDomain is the identity trust domain.
+	TrustDomain string
+	// DefaultOpaquePorts apply where no annotation says otherwise.
+	DefaultOpaquePorts []mesh.PortRange
+	// EnableH2Upgrade hints meshed endpoints as accepting HTTP/2.
+	EnableH2Upgrade bool
+	// QueueSize is each stream's queue length (messages) after its initial
+	// state.
+	QueueSize int
+	// MaxEndpointsPerMessage splits large adds.
+	MaxEndpointsPerMessage int
+}
+
+type depKind uint8
+
+const (
+	depService depKind = iota
+	depPod
+	depIP
+	depNamespace
+	depReplicaSet
+	depProfile
+)
+
+// dep is something a watcher's state was computed from.
+type dep struct {
+	kind     depKind
+	ns, name string
+}
+
+// recomputer is a watcher of either kind.
+type recomputer interface {
+	recompute()
+}
+
+// Index holds the watchers.
+type Index struct {
+	log     logr.Logger
+	cfg     Config
+	cluster *k8s.Cluster
+	metrics *metrics.Metrics
+
+	mu        sync.Mutex
+	endpoints map[target.Target]*endpointsWatcher
+	profiles  map[profileKey]*profileWatcher
+
+	// gate keeps informer handlers from looking up dependencies while a
+	// watcher is between reading the caches and recording what it read, so
+	// that no change can fall between the two.
+	gate   sync.RWMutex
+	refsMu sync.Mutex
+	refs   map[dep]map[recomputer]struct{}
+
+	dirtyMu sync.Mutex
+	dirty   map[recomputer]time.Time
+	wake    chan struct{}
+}
+
+// New makes an Index over the cluster's informers and registers its event
+// handlers. Call Run to process changes.
+func New(log logr.Logger, cfg Config, cluster *k8s.Cluster, m *metrics.Metrics) (*Index, error) {
+	if cfg.QueueSize <= 0 {
+		cfg.QueueSize = 64
+	}
+	if cfg.MaxEndpointsPerMessage <= 0 {
+		cfg.MaxEndpointsPerMessage = 1000
+	}
+	ix := &Index{
+		log:       log,
+		cfg:       cfg,
+		cluster:   cluster,
+		metrics:   m,
+		endpoints: map[target.Target]*endpointsWatcher{},
+		profiles:  map[profileKey]*profileWatcher{},
+		refs:      map[dep]map[recomputer]struct{}{},
+		dirty:     map[recomputer]time.Time{},
+		wake:      make(chan struct{}, 1),
+	}
+	handlers := []struct {
+		inf      cache.SharedIndexInformer
+		resource string
+		deps     func(obj any) []dep
+	}{
+		{cluster.Services, "services", serviceDeps},
+		{cluster.Slices, "endpointslices", sliceDeps},
+		{cluster.Pods, "pods", podDeps},
+		{cluster.Namespaces, "namespaces", func(obj any) []dep { return []dep{{kind: depNamespace, name: name(obj)}} }},
+		{cluster.ReplicaSets, "replicasets", func(obj any) []dep { return []dep{{kind: depReplicaSet, ns: namespace(obj), name: name(obj)}} }},
+		{cluster.Profiles, "serviceprofiles", func(obj any) []dep { return []dep{{kind: depProfile, ns: namespace(obj), name: name(obj)}} }},
+	}
+	for _, h := range handlers {
+		events := m.InformerEvents.WithLabelValues(h.resource)
+		depsOf := h.deps
+		_, err := h.inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc: func(obj any) {
+				events.Inc()
+				ix.changed(depsOf(obj))
+			},
+			UpdateFunc: func(old, obj any) {
+				events.Inc()
+				ix.changed(append(depsOf(old), depsOf(obj)...))
+			},
+			DeleteFunc: func(obj any) {
+				events.Inc()
+				if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+					obj = t.Obj
+				}
+				ix.changed(depsOf(obj))
+			},
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return ix, nil
+}
+
+// Run recomputes dirty watchers until ctx is done.
+func (ix *Index) Run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ix.wake:
+		}
+		ix.dirtyMu.Lock()
+		batch := ix.dirty
+		ix.dirty = make(map[recomputer]time.Time, len(batch))
+		ix.dirtyMu.Unlock()
+		for w, since := range batch {
+			w.recompute()
+			ix.metrics.UpdateDelay.Observe(time.Since(since).Seconds())
+		}
+	}
+}
+
+// changed marks the watchers that depend on any of deps dirty. It never
+// blocks for long: it only takes short locks.
+func (ix *Index) changed(deps []dep) {
+	now := time.Now()
+	ix.gate.Lock()
+	ix.refsMu.Lock()
+	var hit []recomputer
+	for _, d := range deps {
+		for w := range ix.refs[d] {
+			hit = append(hit, w)
+		}
+	}
+	ix.refsMu.Unlock()
+	ix.gate.Unlock()
+	if len(hit) == 0 {
+		return
+	}
+	ix.markDirty(now, hit...)
+}
+
+func (ix *Index) markDirty(since time.Time, ws ...recomputer) {
+	ix.dirtyMu.Lock()
+	for _, w := range ws {
+		if _, ok := ix.dirty[w]; !ok {
+			ix.dirty[w] = since
+		}
+	}
+	ix.dirtyMu.Unlock()
+	select {
+	case ix.wake <- struct{}{}:
+	default:
+	}
+}
+
+// setDeps records what w was computed from. Called with w's lock and the
+// gate's read side held.
+func (ix *Index) setDeps(w recomputer, old, deps map[dep]struct{}) {
+	ix.refsMu.Lock()
+	defer ix.refsMu.Unlock()
+	for d := range old {
+		if _, keep := deps[d]; keep {
+			continue
+		}
+		if set := ix.refs[d]; set != nil {
+			delete(set, w)
+			if len(set) == 0 {
+				delete(ix.refs, d)
+			}
+		}
+	}
+	for d := range deps {
+		set := ix.refs[d]
+		if set == nil {
+			set = map[recomputer]struct{}{}
+			ix.refs[d] = set
+		}
+		set[w] = struct{}{}
+	}
+}
+
+// WatcherCount returns the number of live watchers (for tests).
+func (ix *Index) WatcherCount() (endpoints, profiles int) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	return len(ix.endpoints), len(ix.profiles)
+}
+
+// depCount returns how many dependencies are recorded (for tests).
+func (ix *Index) depCount() int {
+	ix.refsMu.Lock()
+	defer ix.refsMu.Unlock()
+	return len(ix.refs)
+}
+
+func serviceDeps(obj any) []dep {
+	svc, ok := obj.(*corev1.Service)
+	if !ok {
+		return nil
+	}
+	out := []dep{{kind: depService, ns: svc.Namespace, name: svc.Name}}
+	for _, ip := range k8s.ServiceIPs(svc) {
+		out = append(out, ipDep(ip))
+	}
+	return out
+}
+
+func sliceDeps(obj any) []dep {
+	s, ok := obj.(*discoveryv1.EndpointSlice)
+	if !ok {
+		return nil
+	}
+	name := s.Labels[discoveryv1.LabelServiceName]
+	if name == "" {
+		return nil
+	}
+	return []dep{{kind: depService, ns: s.Namespace, name: name}}
+}
+
+func podDeps(obj any) []dep {
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		return nil
+	}
+	out := []dep{{kind: depPod, ns: pod.Namespace, name: pod.Name}}
+	for _, ip := range k8s.PodIPs(pod) {
+		out = append(out, ipDep(ip))
+	}
+	return out
+}
+
+func ipDep(ip netip.Addr) dep { return dep{kind: depIP, name: ip.String()} }
+
+func name(obj any) string {
+	if m, err := meta.Accessor(obj); err == nil {
+		return m.GetName()
+	}
+	return ""
+}
+
+func namespace(obj any) string {
+	if m, err := meta.Accessor(obj); err == nil {
+		return m.GetNamespace()
+	}
+	return ""
+}

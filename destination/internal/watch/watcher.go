@@ -1,0 +1,300 @@
+package watch
+
+import (
+	"cmp"
+	"maps"
+	"net/netip"
+	"slices"
+	"sync"
+
+	"google.golang.org/protobuf/proto"
+
+	destinationv1 "github.com/linkerd-go/linkerd-go/api/linkerd/destination/v1"
+	"github.com/linkerd-go/linkerd-go/destination/internal/metrics"
+	"github.com/linkerd-go/linkerd-go/destination/internal/target"
+)
+
+// Subscription is one stream's view of a watcher: a bounded queue of
+// messages, and a channel closed when the stream fell behind and must end.
+type Subscription[M any] struct {
+	ch    chan M
+	reset chan struct{}
+	once  sync.Once
+}
+
+// C delivers the messages to send, in order.
+func (s *Subscription[M]) C() <-chan M { return s.ch }
+
+// Reset is closed when the queue overflowed: the stream must end so that
+// its client reconnects and gets the full state again.
+func (s *Subscription[M]) Reset() <-chan struct{} { return s.reset }
+
+// base is what both kinds of watchers share: subscribers and publishing.
+type base[M any] struct {
+	ix   *Index
+	rpc  string
+	mu   sync.Mutex
+	subs map[*Subscription[M]]struct{}
+	deps map[dep]struct{}
+	// closed is set when the last subscriber left; a closed watcher no
+	// longer recomputes.
+	closed bool
+}
+
+// subscribe adds a subscriber whose queue starts with initial. Called with
+// b.mu held.
+func (b *base[M]) subscribe(initial []M) *Subscription[M] {
+	s := &Subscription[M]{ch: make(chan M, b.ix.cfg.QueueSize+len(initial)), reset: make(chan struct{})}
+	for _, m := range initial {
+		s.ch <- m
+	}
+	if b.subs == nil {
+		b.subs = map[*Subscription[M]]struct{}{}
+	}
+	b.subs[s] = struct{}{}
+	return s
+}
+
+// publish queues msgs on every subscriber, resetting those whose queue is
+// full. Called with b.mu held; never blocks.
+func (b *base[M]) publish(msgs []M) {
+	if len(msgs) == 0 {
+		return
+	}
+	for s := range b.subs {
+		for _, m := range msgs {
+			select {
+			case s.ch <- m:
+				continue
+			default:
+			}
+			s.once.Do(func() { close(s.reset) })
+			delete(b.subs, s)
+			b.ix.metrics.StreamResets.WithLabelValues(b.rpc).Inc()
+			break
+		}
+	}
+}
+
+// unsubscribe removes s; it reports whether the watcher has no subscribers
+// left, in which case it is closed and its dependencies dropped. Called with
+// b.mu held.
+func (b *base[M]) unsubscribe(self recomputer, s *Subscription[M]) bool {
+	delete(b.subs, s)
+	if len(b.subs) > 0 {
+		return false
+	}
+	b.closed = true
+	b.ix.gate.RLock()
+	b.ix.setDeps(self, b.deps, nil)
+	b.ix.gate.RUnlock()
+	b.deps = nil
+	return true
+}
+
+// endpointState is what a Get stream's client holds.
+type endpointState struct {
+	exists    bool
+	endpoints map[netip.AddrPort]*destinationv1.Endpoint
+	labels    map[string]string
+}
+
+type endpointsWatcher struct {
+	base[*destinationv1.GetResponse]
+	target target.Target
+	state  endpointState
+	fresh  bool // no state computed yet
+}
+
+func (w *endpointsWatcher) recompute() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return
+	}
+	w.ix.gate.RLock()
+	next, deps := w.ix.resolveEndpoints(w.target)
+	w.ix.setDeps(w, w.deps, deps)
+	w.ix.gate.RUnlock()
+	w.deps = deps
+	var msgs []*destinationv1.GetResponse
+	if w.fresh {
+		w.fresh = false
+	} else {
+		msgs = w.ix.diffEndpoints(w.state, next)
+	}
+	w.state = next
+	w.publish(msgs)
+}
+
+// SubscribeEndpoints subscribes to the endpoints of t, creating its watcher
+// if needed. The returned function unsubscribes; call it exactly once.
+func (ix *Index) SubscribeEndpoints(t target.Target) (*Subscription[*destinationv1.GetResponse], func()) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	w := ix.endpoints[t]
+	if w == nil {
+		w = &endpointsWatcher{base: base[*destinationv1.GetResponse]{ix: ix, rpc: metrics.RPCGet}, target: t, fresh: true}
+		w.recompute()
+		ix.endpoints[t] = w
+		ix.metrics.Watchers.WithLabelValues(metrics.RPCGet).Inc()
+	}
+	w.mu.Lock()
+	sub := w.subscribe(ix.initialEndpoints(w.state))
+	w.mu.Unlock()
+	var once sync.Once
+	return sub, func() {
+		once.Do(func() {
+			ix.mu.Lock()
+			defer ix.mu.Unlock()
+			w.mu.Lock()
+			empty := w.unsubscribe(w, sub)
+			w.mu.Unlock()
+			if empty && ix.endpoints[t] == w {
+				delete(ix.endpoints, t)
+				ix.metrics.Watchers.WithLabelValues(metrics.RPCGet).Dec()
+			}
+		})
+	}
+}
+
+func (ix *Index) initialEndpoints(s endpointState) []*destinationv1.GetResponse {
+	switch {
+	case !s.exists:
+		return []*destinationv1.GetResponse{doesNotExist()}
+	case len(s.endpoints) == 0:
+		return []*destinationv1.GetResponse{noEndpoints()}
+	}
+	return ix.adds(slices.Collect(maps.Values(s.endpoints)), s.labels)
+}
+
+// diffEndpoints returns the messages that take a client from prev to next.
+func (ix *Index) diffEndpoints(prev, next endpointState) []*destinationv1.GetResponse {
+	switch {
+	case !next.exists:
+		if prev.exists {
+			return []*destinationv1.GetResponse{doesNotExist()}
+		}
+		return nil
+	case len(next.endpoints) == 0:
+		if !prev.exists || len(prev.endpoints) > 0 {
+			return []*destinationv1.GetResponse{noEndpoints()}
+		}
+		return nil
+	case !prev.exists || len(prev.endpoints) == 0 || !maps.Equal(prev.labels, next.labels):
+		// The client's set was cleared (or its labels change): send all.
+		return ix.adds(slices.Collect(maps.Values(next.endpoints)), next.labels)
+	}
+	var removed []*destinationv1.SocketAddress
+	for ap := range prev.endpoints {
+		if _, ok := next.endpoints[ap]; !ok {
+			removed = append(removed, destinationv1.NewSocketAddress(ap))
+		}
+	}
+	var added []*destinationv1.Endpoint
+	for ap, ep := range next.endpoints {
+		if old, ok := prev.endpoints[ap]; !ok || !proto.Equal(old, ep) {
+			added = append(added, ep)
+		}
+	}
+	var msgs []*destinationv1.GetResponse
+	if len(removed) > 0 {
+		slices.SortFunc(removed, compareSocketAddress)
+		msgs = append(msgs, &destinationv1.GetResponse{Update: &destinationv1.GetResponse_Remove{Remove: &destinationv1.EndpointsRemoved{Addresses: removed}}})
+	}
+	return append(msgs, ix.adds(added, next.labels)...)
+}
+
+// adds returns add messages for eps, sorted by address and split to at most
+// MaxEndpointsPerMessage each.
+func (ix *Index) adds(eps []*destinationv1.Endpoint, labels map[string]string) []*destinationv1.GetResponse {
+	slices.SortFunc(eps, func(a, b *destinationv1.Endpoint) int { return compareSocketAddress(a.GetAddress(), b.GetAddress()) })
+	var msgs []*destinationv1.GetResponse
+	for chunk := range slices.Chunk(eps, ix.cfg.MaxEndpointsPerMessage) {
+		msgs = append(msgs, &destinationv1.GetResponse{Update: &destinationv1.GetResponse_Add{Add: &destinationv1.EndpointsAdded{
+			Endpoints:    chunk,
+			MetricLabels: labels,
+		}}})
+	}
+	return msgs
+}
+
+func compareSocketAddress(a, b *destinationv1.SocketAddress) int {
+	if c := slices.Compare(a.GetIp(), b.GetIp()); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.GetPort(), b.GetPort())
+}
+
+func doesNotExist() *destinationv1.GetResponse {
+	return &destinationv1.GetResponse{Update: &destinationv1.GetResponse_DoesNotExist{DoesNotExist: &destinationv1.DoesNotExist{}}}
+}
+
+func noEndpoints() *destinationv1.GetResponse {
+	return &destinationv1.GetResponse{Update: &destinationv1.GetResponse_NoEndpoints{NoEndpoints: &destinationv1.NoEndpoints{}}}
+}
+
+// profileKey is a profile target as seen from one client namespace.
+type profileKey struct {
+	target   target.Target
+	clientNS string
+}
+
+type profileWatcher struct {
+	base[*destinationv1.GetProfileResponse]
+	key     profileKey
+	current *destinationv1.Profile
+}
+
+func (w *profileWatcher) recompute() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return
+	}
+	w.ix.gate.RLock()
+	next, deps := w.ix.resolveProfile(w.key)
+	w.ix.setDeps(w, w.deps, deps)
+	w.ix.gate.RUnlock()
+	w.deps = deps
+	if w.current != nil && proto.Equal(w.current, next) {
+		return
+	}
+	first := w.current == nil
+	w.current = next
+	if !first {
+		w.publish([]*destinationv1.GetProfileResponse{{Profile: next}})
+	}
+}
+
+// SubscribeProfile subscribes to the profile of t as seen from clientNS
+// (which may be empty). The returned function unsubscribes; call it once.
+func (ix *Index) SubscribeProfile(t target.Target, clientNS string) (*Subscription[*destinationv1.GetProfileResponse], func()) {
+	key := profileKey{target: t, clientNS: clientNS}
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	w := ix.profiles[key]
+	if w == nil {
+		w = &profileWatcher{base: base[*destinationv1.GetProfileResponse]{ix: ix, rpc: metrics.RPCGetProfile}, key: key}
+		w.recompute()
+		ix.profiles[key] = w
+		ix.metrics.Watchers.WithLabelValues(metrics.RPCGetProfile).Inc()
+	}
+	w.mu.Lock()
+	sub := w.subscribe([]*destinationv1.GetProfileResponse{{Profile: w.current}})
+	w.mu.Unlock()
+	var once sync.Once
+	return sub, func() {
+		once.Do(func() {
+			ix.mu.Lock()
+			defer ix.mu.Unlock()
+			w.mu.Lock()
+			empty := w.unsubscribe(w, sub)
+			w.mu.Unlock()
+			if empty && ix.profiles[key] == w {
+				delete(ix.profiles, key)
+				ix.metrics.Watchers.WithLabelValues(metrics.RPCGetProfile).Dec()
+			}
+		})
+	}
+}
