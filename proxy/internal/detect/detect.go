@@ -66,6 +66,18 @@ type Conn struct {
 // Read reads the buffered bytes, then from the connection.
 func (c *Conn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
+// Unbuffer hands back the bytes read for detection and not yet consumed,
+// and the underlying connection to read the rest from; the Conn must not be
+// read after. Copying from the raw connection lets the kernel splice
+// socket to socket.
+func (c *Conn) Unbuffer() ([]byte, net.Conn) {
+	n := c.r.Buffered()
+	b, _ := c.r.Peek(n)
+	out := append([]byte(nil), b...)
+	_, _ = c.r.Discard(n)
+	return out, c.Conn
+}
+
 // Peeked returns the bytes read for detection and not yet consumed.
 func (c *Conn) Peeked() []byte {
 	b, _ := c.r.Peek(c.r.Buffered())

@@ -13,6 +13,12 @@ import (
 	"github.com/linkerd-go/linkerd-go/proxy/internal/metrics"
 )
 
+// unbufferer is a connection that buffered its first bytes
+// (*detect.Conn).
+type unbufferer interface {
+	Unbuffer() ([]byte, net.Conn)
+}
+
 // closeWriter is a connection whose write side can be closed alone.
 type closeWriter interface{ CloseWrite() error }
 
@@ -21,12 +27,29 @@ type closeWriter interface{ CloseWrite() error }
 // go to h (read: from the client; write: to the client). It returns the
 // first error other than a clean end of stream.
 func TCP(client, server net.Conn, h *metrics.Handles) error {
+	// A connection read for protocol detection: send what was read, then
+	// copy from the socket itself so the kernel can splice.
+	src := io.Reader(client)
+	if u, ok := client.(unbufferer); ok {
+		head, raw := u.Unbuffer()
+		if len(head) > 0 {
+			if _, err := server.Write(head); err != nil {
+				client.Close()
+				server.Close()
+				return err
+			}
+			if h != nil {
+				h.TCPRead.Add(float64(len(head)))
+			}
+		}
+		src, client = raw, raw
+	}
 	var wg sync.WaitGroup
 	var upErr, downErr error
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		n, err := io.Copy(server, client)
+		n, err := io.Copy(server, src)
 		if h != nil {
 			h.TCPRead.Add(float64(n))
 		}

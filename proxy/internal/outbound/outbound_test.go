@@ -104,7 +104,7 @@ func serve(t *testing.T, run func(context.Context, net.Listener, time.Duration) 
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, ln, time.Second) }()
+	go func() { done <- run(ctx, ln, 100*time.Millisecond) }() // short grace: teardown only
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
