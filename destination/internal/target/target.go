@@ -47,17 +47,23 @@ func ServiceFQDN(service, namespace, clusterDomain string) string {
 	return service + "." + namespace + ".svc." + clusterDomain
 }
 
-// String returns the target in path form.
-func (t Target) String() string {
-	port := strconv.Itoa(int(t.Port))
+// String returns the target in path form, without the cluster domain.
+func (t Target) String() string { return t.Path("") }
+
+// Path returns the target in the path form Parse reads, its DNS name under
+// clusterDomain (none when empty).
+func (t Target) Path(clusterDomain string) string {
 	if t.Addr.IsValid() {
 		return netip.AddrPortFrom(t.Addr, t.Port).String()
 	}
 	host := t.Service + "." + t.Namespace + ".svc"
+	if clusterDomain != "" {
+		host += "." + clusterDomain
+	}
 	if t.Hostname != "" {
 		host = t.Hostname + "." + host
 	}
-	return host + ":" + port
+	return host + ":" + strconv.Itoa(int(t.Port))
 }
 
 // Parse parses a path: "<svc>.<ns>.svc.<clusterDomain>[:<port>]",

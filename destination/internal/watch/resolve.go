@@ -420,4 +420,3 @@ func cmpOr(a, b string) string {
 	}
 	return b
 }
-

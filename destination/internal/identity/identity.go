@@ -1,0 +1,267 @@
+// Package identity obtains and renews destination's own certificate from the
+// identity service, like any meshed workload: an in-memory ECDSA P-256 key,
+// a CSR for its identity name, Certify with its ServiceAccount token over TLS
+// verified against the trust anchors, and renewal well before expiry.
+package identity
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
+)
+
+// Defaults for renewal.
+const (
+	DefaultMinRefresh = 10 * time.Second
+	DefaultMaxRefresh = 24 * time.Hour
+	// refreshFraction of the remaining lifetime passes before renewal.
+	refreshFraction = 0.7
+	certifyTimeout  = 10 * time.Second
+	maxTokenSize    = 64 << 10
+)
+
+// Config configures a Client.
+type Config struct {
+	// Name is the identity to ask for.
+	Name identityv1.Name
+	// TrustAnchors verify the identity service and the issued chain.
+	TrustAnchors *x509.CertPool
+	// TokenFile holds the ServiceAccount token (audience identity.l5d.io);
+	// it is read before each request, as the kubelet rotates it.
+	TokenFile string
+	// MinRefresh and MaxRefresh bound the wait before a renewal; after a
+	// failure the next attempt comes after a backoff from one second up to
+	// MinRefresh.
+	MinRefresh, MaxRefresh time.Duration
+}
+
+// Client holds the current certificate.
+type Client struct {
+	log    logr.Logger
+	cfg    Config
+	rpc    identityv1.IdentityServiceClient
+	key    *ecdsa.PrivateKey
+	csr    []byte
+	cert   atomic.Pointer[tls.Certificate]
+	ready  chan struct{}
+	once   sync.Once
+	expiry prometheus.Gauge
+	fails  prometheus.Counter
+}
+
+// New makes a Client that certifies through rpc and registers its metrics
+// on reg.
+func New(log logr.Logger, cfg Config, rpc identityv1.IdentityServiceClient, reg prometheus.Registerer) (*Client, error) {
+	if err := cfg.Name.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.TrustAnchors == nil {
+		return nil, errors.New("no trust anchors")
+	}
+	if cfg.MinRefresh <= 0 {
+		cfg.MinRefresh = DefaultMinRefresh
+	}
+	if cfg.MaxRefresh < cfg.MinRefresh {
+		cfg.MaxRefresh = max(DefaultMaxRefresh, cfg.MinRefresh)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{DNSNames: []string{cfg.Name.String()}}, key)
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{
+		log: log, cfg: cfg, rpc: rpc, key: key, csr: csr, ready: make(chan struct{}),
+		expiry: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "destination_identity_cert_expiry_timestamp_seconds",
+			Help: "When the server certificate destination holds expires (Unix time); 0 before the first.",
+		}),
+		fails: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "destination_identity_certify_failures_total",
+			Help: "Failed attempts to obtain or renew destination's certificate.",
+		}),
+	}
+	reg.MustRegister(c.expiry, c.fails)
+	return c, nil
+}
+
+// Dial connects to the identity service at addr over TLS 1.3, checking that
+// it presents serverName signed by the trust anchors.
+func Dial(addr, serverName string, anchors *x509.CertPool) (*grpc.ClientConn, error) {
+	creds := credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS13, RootCAs: anchors, ServerName: serverName})
+	return grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
+}
+
+// ReadTrustAnchors reads a PEM bundle of one or more certificates.
+func ReadTrustAnchors(path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s: no PEM certificate", path)
+	}
+	return pool, nil
+}
+
+// Ready reports whether a certificate is held.
+func (c *Client) Ready() bool { return c.cert.Load() != nil }
+
+// WaitReady blocks until a certificate is held or ctx is done.
+func (c *Client) WaitReady(ctx context.Context) error {
+	select {
+	case <-c.ready:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// Certificate returns the current certificate, or nil.
+func (c *Client) Certificate() *tls.Certificate { return c.cert.Load() }
+
+// ServerTLSConfig returns the TLS configuration of a server presenting the
+// current certificate: TLS 1.3, client certificates verified against the
+// trust anchors when presented.
+func (c *Client) ServerTLSConfig() *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS13,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			if cert := c.cert.Load(); cert != nil {
+				return cert, nil
+			}
+			return nil, errors.New("no certificate yet")
+		},
+		ClientAuth: tls.VerifyClientCertIfGiven,
+		ClientCAs:  c.cfg.TrustAnchors,
+	}
+}
+
+// Run obtains a certificate and renews it until ctx is done.
+func (c *Client) Run(ctx context.Context) error {
+	backoff := time.Second
+	for {
+		var wait time.Duration
+		notAfter, err := c.certify(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			c.fails.Inc()
+			wait = min(backoff, c.cfg.MinRefresh)
+			backoff = min(2*backoff, c.cfg.MinRefresh)
+			c.log.Error(err, "could not obtain a certificate", "identity", c.cfg.Name.String(), "retryIn", wait)
+		} else {
+			backoff = time.Second
+			wait = time.Duration(float64(time.Until(notAfter)) * refreshFraction)
+			wait = min(max(wait, c.cfg.MinRefresh), c.cfg.MaxRefresh)
+			c.log.V(1).Info("certificate obtained", "identity", c.cfg.Name.String(), "notAfter", notAfter, "renewIn", wait)
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return nil
+		case <-timer.C:
+		}
+	}
+}
+
+func (c *Client) certify(ctx context.Context) (time.Time, error) {
+	token, err := readToken(c.cfg.TokenFile)
+	if err != nil {
+		return time.Time{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, certifyTimeout)
+	defer cancel()
+	rsp, err := c.rpc.Certify(ctx, &identityv1.CertifyRequest{
+		Identity:                  c.cfg.Name.String(),
+		Token:                     token,
+		CertificateSigningRequest: c.csr,
+	})
+	if err != nil {
+		return time.Time{}, fmt.Errorf("certify: %w", err)
+	}
+	cert, err := c.verify(rsp)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("refusing the issued certificate: %w", err)
+	}
+	c.cert.Store(cert)
+	c.once.Do(func() { close(c.ready) })
+	c.expiry.Set(float64(cert.Leaf.NotAfter.Unix()))
+	return cert.Leaf.NotAfter, nil
+}
+
+// verify checks that the response holds a certificate for our key and name
+// that chains to the trust anchors.
+func (c *Client) verify(rsp *identityv1.CertifyResponse) (*tls.Certificate, error) {
+	leaf, err := x509.ParseCertificate(rsp.GetLeafCertificate())
+	if err != nil {
+		return nil, fmt.Errorf("leaf: %w", err)
+	}
+	pub, ok := leaf.PublicKey.(*ecdsa.PublicKey)
+	if !ok || !pub.Equal(&c.key.PublicKey) {
+		return nil, errors.New("leaf is not for our key")
+	}
+	inter := x509.NewCertPool()
+	chain := [][]byte{rsp.GetLeafCertificate()}
+	for i, der := range rsp.GetIntermediateCertificates() {
+		ic, err := x509.ParseCertificate(der)
+		if err != nil {
+			return nil, fmt.Errorf("intermediate %d: %w", i, err)
+		}
+		inter.AddCert(ic)
+		chain = append(chain, der)
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{
+		Roots:         c.cfg.TrustAnchors,
+		Intermediates: inter,
+		DNSName:       c.cfg.Name.String(),
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}); err != nil {
+		return nil, err
+	}
+	return &tls.Certificate{Certificate: chain, PrivateKey: c.key, Leaf: leaf}, nil
+}
+
+func readToken(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("token: %w", err)
+	}
+	defer f.Close()
+	var buf bytes.Buffer
+	n, err := buf.ReadFrom(io.LimitReader(f, maxTokenSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("token: %w", err)
+	}
+	if n > maxTokenSize {
+		return nil, fmt.Errorf("token %s: larger than %d bytes", path, maxTokenSize)
+	}
+	token := bytes.TrimSpace(buf.Bytes())
+	if len(token) == 0 {
+		return nil, fmt.Errorf("token %s is empty", path)
+	}
+	return token, nil
+}
