@@ -128,9 +128,10 @@ func (w *Watcher) refuse(digest [sha256.Size]byte, err error) error {
 	return err
 }
 
-// Run watches the folder until ctx ends. It reloads after every change
-// (once the folder has been quiet for the debounce interval) and every
-// resync interval. Call Reload once before Run to load the first issuer.
+// Run watches the folder until ctx ends. It reloads once the watch is in
+// place, after every change (once the folder has been quiet for the
+// debounce interval) and every resync interval. Call Reload once before Run
+// to load the first issuer before serving.
 func (w *Watcher) Run(ctx context.Context) error {
 	fw, err := fsnotify.NewWatcher()
 	if err != nil {
@@ -143,6 +144,8 @@ func (w *Watcher) Run(ctx context.Context) error {
 		w.log.Error(err, "cannot watch the issuer folder; relying on periodic reloads", "dir", w.cfg.Dir, "every", w.cfg.Resync)
 		events, errs = nil, nil
 	}
+	// Whatever changed between the first load and the watch is read now.
+	_ = w.Reload()
 	var resync <-chan time.Time
 	if w.cfg.Resync > 0 {
 		t := time.NewTicker(w.cfg.Resync)
