@@ -2,7 +2,6 @@ package watch
 
 import "testing"
 
-
 func TestProfiles(t *testing.T) {
 	e := newEnv(t, defaultConfig(), "emojivoto.yaml")
 	const webProfile = `

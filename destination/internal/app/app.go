@@ -1,0 +1,260 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/funcr"
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
+
+	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
+	"github.com/linkerd-go/linkerd-go/api/mesh"
+	"github.com/linkerd-go/linkerd-go/destination/internal/identity"
+	"github.com/linkerd-go/linkerd-go/destination/internal/k8s"
+	"github.com/linkerd-go/linkerd-go/destination/internal/metrics"
+	"github.com/linkerd-go/linkerd-go/destination/internal/server"
+	"github.com/linkerd-go/linkerd-go/destination/internal/watch"
+)
+
+// Deps are what Run needs from outside: Kubernetes clients, a logger and,
+// optionally, listeners already bound (tests) and a certify client (tests;
+// by default one is dialled from the configuration).
+type Deps struct {
+	Log      logr.Logger
+	Kube     kubernetes.Interface
+	Metadata metadata.Interface
+	Dynamic  dynamic.Interface
+	Registry *prometheus.Registry
+
+	GRPCListener  net.Listener
+	AdminListener net.Listener
+	Identity      identityv1.IdentityServiceClient
+}
+
+// NewLogger returns the logger the flags ask for, writing to w.
+func NewLogger(cfg Config, w io.Writer) logr.Logger {
+	opts := funcr.Options{Verbosity: logLevels[cfg.LogLevel], LogTimestamp: true}
+	if cfg.LogFormat == "json" {
+		return funcr.NewJSON(func(obj string) { fmt.Fprintln(w, obj) }, opts)
+	}
+	return funcr.New(func(prefix, args string) {
+		if prefix != "" {
+			fmt.Fprintln(w, prefix+": "+args)
+			return
+		}
+		fmt.Fprintln(w, args)
+	}, opts)
+}
+
+// Run serves until ctx is done, then shuts down within cfg.ShutdownTimeout
+// per server. It returns the first error that stopped it, or nil.
+func Run(ctx context.Context, cfg Config, d Deps) (err error) {
+	log := d.Log
+	reg := d.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	m := metrics.New(reg)
+	opaque, err := mesh.ParsePortRanges(cfg.DefaultOpaquePorts)
+	if err != nil {
+		return err
+	}
+	cluster, err := k8s.New(d.Kube, d.Metadata, d.Dynamic)
+	if err != nil {
+		return err
+	}
+	index, err := watch.New(log.WithName("watch"), watch.Config{
+		ClusterDomain:         cfg.ClusterDomain,
+		ControlPlaneNamespace: cfg.ControllerNamespace,
+		TrustDomain:           cfg.TrustDomain,
+		DefaultOpaquePorts:    opaque,
+		EnableH2Upgrade:       cfg.EnableH2Upgrade,
+		QueueSize:             cfg.StreamQueueSize,
+	}, cluster, m)
+	if err != nil {
+		return err
+	}
+
+	// Our own certificate.
+	var certs *identity.Client
+	creds := insecure.NewCredentials()
+	if cfg.InsecurePlaintextGRPC {
+		log.Info("WARNING: serving gRPC in plaintext (--insecure-plaintext-grpc); for local debugging only")
+	} else {
+		anchors, err := identity.ReadTrustAnchors(cfg.TrustAnchorsFile)
+		if err != nil {
+			return fmt.Errorf("trust anchors: %w", err)
+		}
+		rpc := d.Identity
+		if rpc == nil {
+			conn, err := identity.Dial(cfg.IdentityAddr, cfg.IdentityServerName, anchors)
+			if err != nil {
+				return fmt.Errorf("identity service: %w", err)
+			}
+			defer conn.Close()
+			rpc = identityv1.NewIdentityServiceClient(conn)
+		}
+		certs, err = identity.New(log.WithName("identity"), identity.Config{
+			Name: cfg.OwnName(), TrustAnchors: anchors, TokenFile: cfg.TokenFile,
+		}, rpc, reg)
+		if err != nil {
+			return err
+		}
+		creds = credentials.NewTLS(certs.ServerTLSConfig())
+	}
+
+	grpcMetrics := grpcprom.NewServerMetrics()
+	reg.MustRegister(grpcMetrics)
+	grpcLog := log.WithName("grpc")
+	recover := recovery.WithRecoveryHandler(func(p any) error {
+		grpcLog.Error(fmt.Errorf("%v", p), "panic in handler")
+		return status.Error(codes.Internal, "internal error")
+	})
+	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall)}
+	gs := grpc.NewServer(
+		grpc.Creds(creds),
+		grpc.MaxConcurrentStreams(uint32(cfg.MaxConcurrentStreams)),
+		grpc.MaxRecvMsgSize(64<<10),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.ChainUnaryInterceptor(grpcMetrics.UnaryServerInterceptor(), logging.UnaryServerInterceptor(logger(grpcLog), logOpts...), recovery.UnaryServerInterceptor(recover)),
+		grpc.ChainStreamInterceptor(grpcMetrics.StreamServerInterceptor(), logging.StreamServerInterceptor(logger(grpcLog), logOpts...), recovery.StreamServerInterceptor(recover)),
+	)
+	dest := server.New(log.WithName("server"), index, m, cfg.ClusterDomain)
+	dest.Register(gs)
+	grpcMetrics.InitializeMetrics(gs)
+
+	ready := func() bool { return cluster.HasSynced() && (certs == nil || certs.Ready()) }
+	admin := &http.Server{
+		Handler:           adminHandler(reg, ready),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+	}
+
+	grpcLis, adminLis := d.GRPCListener, d.AdminListener
+	if grpcLis == nil {
+		if grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
+			return err
+		}
+	}
+	if adminLis == nil {
+		if adminLis, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
+			grpcLis.Close()
+			return err
+		}
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	cluster.Start(gctx)
+	defer cluster.Shutdown()
+	g.Go(func() error { index.Run(gctx); return nil })
+	if certs != nil {
+		g.Go(func() error { return certs.Run(gctx) })
+	}
+	g.Go(func() error {
+		log.Info("admin server listening", "addr", adminLis.Addr().String())
+		if err := admin.Serve(adminLis); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("admin server: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancel()
+		return admin.Shutdown(sctx)
+	})
+	g.Go(func() error {
+		// Serve once the caches hold the cluster and a certificate is held.
+		if err := cluster.WaitForSync(gctx); err != nil {
+			grpcLis.Close()
+			return nil
+		}
+		log.Info("informer caches synced")
+		if certs != nil {
+			if err := certs.WaitReady(gctx); err != nil {
+				grpcLis.Close()
+				return nil
+			}
+		}
+		log.Info("gRPC server listening", "addr", grpcLis.Addr().String(), "tls", certs != nil)
+		if err := gs.Serve(grpcLis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			return fmt.Errorf("gRPC server: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		// End the streams (clients reconnect elsewhere), then drain.
+		dest.Stop()
+		done := make(chan struct{})
+		go func() {
+			gs.GracefulStop()
+			close(done)
+		}()
+		timer := time.NewTimer(cfg.ShutdownTimeout)
+		defer timer.Stop()
+		select {
+		case <-done:
+		case <-timer.C:
+			gs.Stop()
+			<-done
+		}
+		return nil
+	})
+	return g.Wait()
+}
+
+func adminHandler(reg *prometheus.Registry, ready func() bool) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("GET /live", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "live\n")
+	})
+	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, _ *http.Request) {
+		if !ready() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ready\n")
+	})
+	return mux
+}
+
+// logger adapts logr to the gRPC logging interceptor: finished calls at
+// debug verbosity, failures at info.
+func logger(l logr.Logger) logging.Logger {
+	return logging.LoggerFunc(func(_ context.Context, lvl logging.Level, msg string, fields ...any) {
+		switch lvl {
+		case logging.LevelDebug:
+			l.V(2).Info(msg, fields...)
+		case logging.LevelInfo:
+			l.V(1).Info(msg, fields...)
+		default:
+			l.Info(msg, fields...)
+		}
+	})
+}

@@ -1,0 +1,139 @@
+// Package app wires destination together: configuration, informers,
+// watchers, the gRPC server and the admin server, under one errgroup.
+package app
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
+	"github.com/linkerd-go/linkerd-go/api/mesh"
+)
+
+// Config is destination's configuration.
+type Config struct {
+	GRPCAddr  string
+	AdminAddr string
+	// Kubeconfig is a kubeconfig file; empty means in-cluster.
+	Kubeconfig string
+
+	ClusterDomain         string
+	ControllerNamespace   string
+	TrustDomain           string
+	DefaultOpaquePorts    string
+	EnableH2Upgrade       bool
+	StreamQueueSize       int
+	MaxConcurrentStreams  uint
+	ShutdownTimeout       time.Duration
+	InsecurePlaintextGRPC bool
+
+	// Identity of destination's own server certificate.
+	ServiceAccount     string
+	IdentityAddr       string
+	IdentityServerName string
+	TrustAnchorsFile   string
+	TokenFile          string
+
+	LogLevel  string
+	LogFormat string
+}
+
+// Defaults.
+const (
+	defaultGRPCAddr        = ":8086"
+	defaultAdminAddr       = ":9996"
+	defaultTokenFile       = "/var/run/secrets/tokens/linkerd-identity-token"
+	defaultTrustAnchors    = "/var/run/linkerd/identity/trust-roots/ca-bundle.crt"
+	defaultServiceAccount  = "linkerd-destination"
+	defaultIdentityAccount = "linkerd-identity"
+)
+
+// ParseFlags reads the command line.
+func ParseFlags(args []string, output io.Writer) (Config, error) {
+	var c Config
+	fs := flag.NewFlagSet("destination", flag.ContinueOnError)
+	fs.SetOutput(output)
+	fs.StringVar(&c.GRPCAddr, "grpc-addr", defaultGRPCAddr, "address of the destination gRPC server")
+	fs.StringVar(&c.AdminAddr, "admin-addr", defaultAdminAddr, "address of the admin server (/metrics, /ready, /live)")
+	fs.StringVar(&c.Kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster configuration)")
+	fs.StringVar(&c.ClusterDomain, "cluster-domain", "cluster.local", "the cluster's DNS domain")
+	fs.StringVar(&c.ControllerNamespace, "controller-namespace", "linkerd", "the control plane's namespace (pods labelled linkerd.io/control-plane-ns with it are meshed by this control plane)")
+	fs.StringVar(&c.TrustDomain, "identity-trust-domain", identityv1.DefaultTrustDomain, "the identity trust domain")
+	fs.StringVar(&c.DefaultOpaquePorts, "default-opaque-ports", mesh.DefaultOpaquePorts, "ports treated as opaque where no config.linkerd.io/opaque-ports annotation says otherwise")
+	fs.BoolVar(&c.EnableH2Upgrade, "enable-h2-upgrade", true, "hint meshed endpoints as accepting HTTP/2 from other proxies")
+	fs.IntVar(&c.StreamQueueSize, "stream-queue-size", 64, "updates a stream may have waiting before it is reset")
+	fs.UintVar(&c.MaxConcurrentStreams, "max-concurrent-streams", 10000, "gRPC streams per client connection")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long shutdown waits for servers to drain")
+	fs.BoolVar(&c.InsecurePlaintextGRPC, "insecure-plaintext-grpc", false, "serve gRPC WITHOUT TLS and without contacting identity; for local debugging only")
+	fs.StringVar(&c.ServiceAccount, "identity-service-account", defaultServiceAccount, "destination's ServiceAccount, for its own identity name")
+	fs.StringVar(&c.IdentityAddr, "identity-addr", "", "address of the identity service (default linkerd-identity-headless.<controller-namespace>.svc.<cluster-domain>:8080)")
+	fs.StringVar(&c.IdentityServerName, "identity-server-name", "", "the identity service's TLS identity (default linkerd-identity.<ns>.serviceaccount.identity.<ns>.<trust-domain>)")
+	fs.StringVar(&c.TrustAnchorsFile, "identity-trust-anchors-file", defaultTrustAnchors, "PEM bundle of the trust anchors")
+	fs.StringVar(&c.TokenFile, "identity-token-file", defaultTokenFile, "ServiceAccount token (audience identity.l5d.io) presented to identity")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "log verbosity: info, debug or trace")
+	fs.StringVar(&c.LogFormat, "log-format", "plain", "log format: plain or json")
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	c.setDefaults()
+	return c, c.Validate()
+}
+
+func (c *Config) setDefaults() {
+	if c.IdentityAddr == "" {
+		c.IdentityAddr = "linkerd-identity-headless." + c.ControllerNamespace + ".svc." + c.ClusterDomain + ":8080"
+	}
+	if c.IdentityServerName == "" {
+		c.IdentityServerName = identityv1.Name{ServiceAccount: defaultIdentityAccount, Namespace: c.ControllerNamespace, ControlPlaneNamespace: c.ControllerNamespace, TrustDomain: c.TrustDomain}.String()
+	}
+}
+
+// OwnName is destination's own identity name.
+func (c *Config) OwnName() identityv1.Name {
+	return identityv1.Name{ServiceAccount: c.ServiceAccount, Namespace: c.ControllerNamespace, ControlPlaneNamespace: c.ControllerNamespace, TrustDomain: c.TrustDomain}
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.GRPCAddr == "" || c.AdminAddr == "" {
+		errs = append(errs, errors.New("--grpc-addr and --admin-addr are required"))
+	}
+	if c.ClusterDomain == "" {
+		errs = append(errs, errors.New("--cluster-domain is required"))
+	}
+	if _, err := mesh.ParsePortRanges(c.DefaultOpaquePorts); err != nil {
+		errs = append(errs, fmt.Errorf("--default-opaque-ports: %w", err))
+	}
+	if c.StreamQueueSize < 1 || c.StreamQueueSize > 100000 {
+		errs = append(errs, fmt.Errorf("--stream-queue-size %d: want 1 to 100000", c.StreamQueueSize))
+	}
+	if c.MaxConcurrentStreams < 1 || c.MaxConcurrentStreams > 1<<20 {
+		errs = append(errs, fmt.Errorf("--max-concurrent-streams %d: want 1 to %d", c.MaxConcurrentStreams, 1<<20))
+	}
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, errors.New("--shutdown-timeout must be positive"))
+	}
+	if err := c.OwnName().Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("own identity (--identity-service-account, --controller-namespace, --identity-trust-domain): %w", err))
+	}
+	if !c.InsecurePlaintextGRPC && (c.IdentityAddr == "" || c.IdentityServerName == "" || c.TrustAnchorsFile == "" || c.TokenFile == "") {
+		errs = append(errs, errors.New("TLS needs --identity-addr, --identity-server-name, --identity-trust-anchors-file and --identity-token-file"))
+	}
+	if _, ok := logLevels[c.LogLevel]; !ok {
+		errs = append(errs, fmt.Errorf("--log-level %q: want info, debug or trace", c.LogLevel))
+	}
+	if c.LogFormat != "plain" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("--log-format %q: want plain or json", c.LogFormat))
+	}
+	return errors.Join(errs...)
+}
+
+// logLevels maps --log-level to logr verbosity (errors always show).
+var logLevels = map[string]int{"info": 0, "debug": 1, "trace": 2}
