@@ -350,4 +350,3 @@ func TestNewFailures(t *testing.T) {
 		t.Error("bad config accepted")
 	}
 }
-

@@ -4,8 +4,8 @@ package integration
 
 import (
 	"context"
-	"fmt"
 	"crypto/x509"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -200,4 +200,3 @@ func TestKubernetesTLSScheme(t *testing.T) {
 		t.Errorf("issued by %q", leaf.Issuer.CommonName)
 	}
 }
-

@@ -257,4 +257,3 @@ func nextEvent(t testing.TB, w watch.Interface, reason string) *corev1.Event {
 		}
 	}
 }
-
