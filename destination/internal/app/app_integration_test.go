@@ -58,7 +58,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-
 // running is destination started by Run against a real API server.
 type running struct {
 	t     *testing.T
@@ -160,24 +159,21 @@ func (r *running) updateSlice(s *discoveryv1.EndpointSlice) {
 	r.check(err)
 }
 
+// waitReady waits until destination serves (it does once its caches have
+// synced), and checks that it then says it is ready.
 func (r *running) waitReady() {
 	r.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, r.admin+"/ready", nil)
-		rsp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			rsp.Body.Close()
-			if rsp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		select {
-		case <-ctx.Done():
-			r.t.Fatal("destination never became ready")
-		case <-time.After(50 * time.Millisecond):
-		}
+	s, err := destinationv1.NewDestinationServiceClient(r.conn).GetProfile(ctx, &destinationv1.GetProfileRequest{Path: "192.0.2.1:80"}, grpc.WaitForReady(true))
+	r.check(err)
+	_, err = s.Recv()
+	r.check(err)
+	rsp, err := http.Get(r.admin + "/ready")
+	r.check(err)
+	rsp.Body.Close()
+	if rsp.StatusCode != http.StatusOK {
+		r.t.Fatalf("/ready: %s", rsp.Status)
 	}
 }
 
@@ -266,7 +262,7 @@ func slice(name string, eps ...ep) *discoveryv1.EndpointSlice {
 func webService() *corev1.Service {
 	return &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "web"},
-		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromString("http")}}},
+		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromString("http")}}},
 	}
 }
 
@@ -355,5 +351,40 @@ profile "`+fqdn+`" opaque=false budget=0.5/2/30s
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %q", want)
 		}
+	}
+}
+
+func TestKeepsServingWhenTheAPIServerGoesAway(t *testing.T) {
+	env := kubetest.Start(t, kubetest.Options{CRDDirs: []string{crdDir}})
+	r := startDestination(t, env.Config)
+	r.waitReady()
+	r.create(pod("web-1", "10.3.0.1", false))
+	r.create(webService())
+	r.create(slice("web-a", ep{"10.3.0.1", "web-1", true}))
+	path := "web." + r.ns + ".svc.cluster.local:80"
+	wantNS := "add {namespace=" + r.ns + ",service=web}\n  10.3.0.1:8080 {pod=web-1,serviceaccount=web}"
+	s := r.get(path)
+	for {
+		m, err := s.Recv()
+		r.check(err)
+		if m.GetAdd() != nil {
+			if got := updatetext.Describe(m); strings.TrimSpace(got) != wantNS {
+				t.Fatalf("update:\n%s\nwant:\n%s", got, wantNS)
+			}
+			break
+		}
+	}
+
+	// The API server and etcd stop: a new stream still gets the last state,
+	// the old one stays open, and destination stays ready.
+	r.check(env.Stop())
+	expect(t, r.get(path), wantNS)
+	r.waitReady()
+	probe := make(chan error, 1)
+	go func() { _, err := s.Recv(); probe <- err }()
+	select {
+	case err := <-probe:
+		t.Fatalf("the open stream ended: %v", err)
+	default:
 	}
 }
