@@ -134,7 +134,8 @@ func (a *App) Run(ctx context.Context) error {
 	secretRef := &corev1.ObjectReference{APIVersion: "v1", Kind: "Secret", Namespace: a.cfg.ControlPlaneNamespace, Name: a.cfg.IssuerSecret}
 
 	watcher, err := issuer.New(issuer.Config{
-		Dir: a.cfg.IssuerDir, Scheme: a.cfg.IssuerScheme, Resync: a.cfg.IssuerResync, Debounce: issuerDebounce,
+		Dir: a.cfg.IssuerDir, Scheme: a.cfg.IssuerScheme, AnchorsFile: a.cfg.TrustAnchorsFile,
+		Resync: a.cfg.IssuerResync, Debounce: issuerDebounce,
 	}, a.ca, recorder, secretRef, a.metrics, log.WithName("issuer"))
 	if err != nil {
 		return err

@@ -119,10 +119,10 @@ func TestCertifyWithRealTokenReviews(t *testing.T) {
 	})
 }
 
-// The issuer files are rotated under a running component, kubelet-style:
-// new certificates come from the new issuer (under the second trust anchor)
-// with no restart; an issuer that does not chain to the anchors is refused
-// and the current one kept.
+// The trust anchors and the issuer are rotated under a running component,
+// kubelet-style: the new root joins the bundle, and new certificates come
+// from the new issuer under it, with no restart; an issuer that does not
+// chain to the anchors is refused and the current one kept.
 func TestIssuerRotation(t *testing.T) {
 	oldRoot := testpki.NewRoot(t, "old root", testpki.Options{})
 	newRoot := testpki.NewRoot(t, "new root", testpki.Options{})
@@ -130,7 +130,7 @@ func TestIssuerRotation(t *testing.T) {
 	secret := fmt.Sprintf("issuer-rotation-%d", nsCounter.Add(1))
 	events := watchEvents(t, secret)
 	c := startComponent(t, componentOptions{
-		anchors:      []*testpki.CA{oldRoot, newRoot},
+		anchors:      []*testpki.CA{oldRoot},
 		issuerFiles:  map[string][]byte{"crt.pem": first.CertPEM(), "key.pem": first.KeyPEM(t)},
 		issuerSecret: secret,
 	})
@@ -153,6 +153,10 @@ func TestIssuerRotation(t *testing.T) {
 		t.Fatalf("before rotation: leaf by %q, server certificate by %q", leafIss, srvIss)
 	}
 
+	// As a platform team rotates: the new root joins the bundle (proxies
+	// get it too), then the issuer under it replaces the old one.
+	c.trustRoots.Publish(t, map[string][]byte{"ca-bundle.crt": testpki.CertsPEM(oldRoot.Cert, newRoot.Cert)})
+	c.anchors.AddCert(newRoot.Cert)
 	second := testpki.NewIssuer(t, "second issuer", newRoot, testpki.Options{})
 	c.issuer.Publish(t, map[string][]byte{"crt.pem": second.CertPEM(), "key.pem": second.KeyPEM(t)})
 	ev := nextEvent(t, events, "IssuerUpdated")

@@ -141,7 +141,9 @@ type component struct {
 	cfg     app.Config
 	anchors *x509.CertPool
 	issuer  *testpki.Volume
-	done    chan error
+	// trustRoots is the mounted trust-roots ConfigMap (ca-bundle.crt).
+	trustRoots *testpki.Volume
+	done       chan error
 }
 
 type componentOptions struct {
@@ -153,20 +155,20 @@ type componentOptions struct {
 
 func startComponent(t testing.TB, o componentOptions) *component {
 	t.Helper()
-	dir := t.TempDir()
 	var bundle []byte
 	pool := x509.NewCertPool()
 	for _, a := range o.anchors {
 		bundle = append(bundle, testpki.CertsPEM(a.Cert)...)
 		pool.AddCert(a.Cert)
 	}
-	testpki.WriteFile(t, dir, "ca-bundle.crt", bundle)
+	anchorsVol := testpki.NewVolume(t)
+	anchorsVol.Publish(t, map[string][]byte{"ca-bundle.crt": bundle})
 	vol := testpki.NewVolume(t)
 	vol.Publish(t, o.issuerFiles)
 
 	cfg := app.DefaultConfig()
 	cfg.Addr, cfg.AdminAddr = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.TrustAnchorsFile = filepath.Join(dir, "ca-bundle.crt")
+	cfg.TrustAnchorsFile = filepath.Join(anchorsVol.Dir, "ca-bundle.crt")
 	cfg.IssuerDir = vol.Dir
 	if o.scheme != "" {
 		cfg.IssuerScheme = o.scheme
@@ -180,7 +182,7 @@ func startComponent(t testing.TB, o componentOptions) *component {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &component{app: a, cfg: cfg, anchors: pool, issuer: vol, done: make(chan error, 1)}
+	c := &component{app: a, cfg: cfg, anchors: pool, issuer: vol, trustRoots: anchorsVol, done: make(chan error, 1)}
 	go func() { c.done <- a.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()

@@ -1,14 +1,17 @@
 // Package issuer keeps the CA's issuer in step with the mounted issuer
-// Secret: it loads it at start, reloads it whenever the folder changes (and
-// periodically, in case a change notification is lost), installs a new
-// issuer only if it chains to the trust anchors, and reports each outcome as
-// a Kubernetes Event and a metric.
+// Secret (and the trust anchors with the mounted bundle): it loads them at
+// start, reloads them whenever a folder changes (and periodically, in case a
+// change notification is lost), installs a new issuer only if it chains to
+// the trust anchors, and reports each outcome as a Kubernetes Event and a
+// metric.
 package issuer
 
 import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -35,6 +38,10 @@ type Config struct {
 	Dir string
 	// Scheme is pki.SchemeLinkerd or pki.SchemeKubernetes.
 	Scheme string
+	// AnchorsFile, if set, is the trust anchors bundle. It is read again
+	// with the issuer: new anchors are taken together with an issuer that
+	// chains to them, or not at all.
+	AnchorsFile string
 	// Resync is how often the files are read even without a change
 	// notification (0: never).
 	Resync time.Duration
@@ -81,25 +88,45 @@ func (w *Watcher) Reload() error {
 }
 
 func (w *Watcher) reload() error {
+	anchors := w.ca.Anchors()
+	if w.cfg.AnchorsFile != "" {
+		bundle, err := os.ReadFile(w.cfg.AnchorsFile)
+		if err != nil {
+			return w.refuse("", fmt.Errorf("trust anchors: %w", err))
+		}
+		if d := sha256.Sum256(bundle); anchors == nil || d != anchors.Digest {
+			if anchors, err = pki.ParseAnchors(bundle); err != nil {
+				return w.refuse(fmt.Sprintf("%x", d), err)
+			}
+		}
+	}
 	certPEM, keyPEM, err := pki.ReadIssuerDir(w.cfg.Dir, w.cfg.Scheme)
 	if err != nil {
-		return w.refuse([sha256.Size]byte{}, err)
+		return w.refuse("", err)
 	}
 	digest := pki.ContentDigest(certPEM, keyPEM)
-	if cur := w.ca.Issuer(); cur != nil && cur.Digest == digest {
+	cur := w.ca.Issuer()
+	anchorsChanged := anchors != w.ca.Anchors()
+	if cur != nil && cur.Digest == digest && !anchorsChanged {
 		w.lastRefusal = ""
 		return nil // unchanged
 	}
-	iss, err := w.ca.LoadIssuer(certPEM, keyPEM)
+	iss, err := pki.NewIssuer(certPEM, keyPEM, anchors, w.ca.Now())
 	if err != nil {
-		return w.refuse(digest, err)
+		return w.refuse(fmt.Sprintf("%x %x", anchors.Digest, digest), err)
 	}
-	initial := w.ca.Issuer() == nil
+	w.ca.SetAnchors(anchors)
 	w.ca.SetIssuer(iss)
 	w.lastRefusal = ""
+	if anchorsChanged {
+		w.log.Info("trust anchors updated", "file", w.cfg.AnchorsFile, "anchors", len(anchors.Certificates()))
+	}
+	if cur != nil && cur.Digest == digest {
+		return nil // only the anchors changed
+	}
 	w.metrics.IssuerReloads.WithLabelValues(metrics.IssuerUpdated).Inc()
 	kv := []any{"subject", iss.Cert.Subject.String(), "serial", iss.Cert.SerialNumber.Text(16), "notAfter", iss.NotAfter.UTC().Format(time.RFC3339)}
-	if initial {
+	if cur == nil {
 		w.log.Info("issuer loaded", kv...)
 		return nil
 	}
@@ -110,10 +137,10 @@ func (w *Watcher) reload() error {
 	return nil
 }
 
-// refuse records a failed reload; the same failure of the same content is
-// logged and reported once.
-func (w *Watcher) refuse(digest [sha256.Size]byte, err error) error {
-	key := fmt.Sprintf("%x %v", digest, err)
+// refuse records a failed reload; the same failure of the same content
+// (identified by key) is logged and reported once.
+func (w *Watcher) refuse(key string, err error) error {
+	key += " " + err.Error()
 	if key == w.lastRefusal {
 		return err
 	}
@@ -123,7 +150,7 @@ func (w *Watcher) refuse(digest [sha256.Size]byte, err error) error {
 	if cur := w.ca.Issuer(); cur != nil {
 		kept = fmt.Sprintf("still using %s (serial %s)", cur.Cert.Subject.String(), cur.Cert.SerialNumber.Text(16))
 	}
-	w.log.Error(err, "refusing the issuer files", "dir", w.cfg.Dir, "scheme", w.cfg.Scheme, "kept", kept)
+	w.log.Error(err, "refusing the issuer files", "dir", w.cfg.Dir, "scheme", w.cfg.Scheme, "anchors", w.cfg.AnchorsFile, "kept", kept)
 	w.recorder.Eventf(w.ref, corev1.EventTypeWarning, EventValidationFailed, "Refused the issuer in %s: %v; %s", w.cfg.Dir, err, kept)
 	return err
 }
@@ -138,12 +165,17 @@ func (w *Watcher) Run(ctx context.Context) error {
 		return fmt.Errorf("watching %s: %w", w.cfg.Dir, err)
 	}
 	defer func() { _ = fw.Close() }()
-	events, errs := fw.Events, fw.Errors
-	if err := fw.Add(w.cfg.Dir); err != nil {
-		// The folder may appear later; the resync still finds it.
-		w.log.Error(err, "cannot watch the issuer folder; relying on periodic reloads", "dir", w.cfg.Dir, "every", w.cfg.Resync)
-		events, errs = nil, nil
+	dirs := []string{w.cfg.Dir}
+	if w.cfg.AnchorsFile != "" && filepath.Dir(w.cfg.AnchorsFile) != filepath.Clean(w.cfg.Dir) {
+		dirs = append(dirs, filepath.Dir(w.cfg.AnchorsFile))
 	}
+	for _, dir := range dirs {
+		if err := fw.Add(dir); err != nil {
+			// The folder may appear later; the resync still finds it.
+			w.log.Error(err, "cannot watch a folder; relying on periodic reloads", "dir", dir, "every", w.cfg.Resync)
+		}
+	}
+	events, errs := fw.Events, fw.Errors
 	// Whatever changed between the first load and the watch is read now.
 	_ = w.Reload()
 	var resync <-chan time.Time

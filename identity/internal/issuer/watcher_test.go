@@ -223,3 +223,90 @@ func TestNewRefusesUnknownScheme(t *testing.T) {
 		t.Fatal("no error")
 	}
 }
+
+// The trust anchors bundle is reloaded with the issuer: new anchors are taken
+// only together with an issuer that chains to them.
+func TestAnchorsRotation(t *testing.T) {
+	oldRoot := testpki.NewRoot(t, "old root", testpki.Options{})
+	newRoot := testpki.NewRoot(t, "new root", testpki.Options{})
+	anchorsVol, issuerVol := testpki.NewVolume(t), testpki.NewVolume(t)
+	publishAnchors := func(roots ...*testpki.CA) {
+		var bundle []byte
+		for _, r := range roots {
+			bundle = append(bundle, testpki.CertsPEM(r.Cert)...)
+		}
+		anchorsVol.Publish(t, map[string][]byte{"ca-bundle.crt": bundle})
+	}
+	publishAnchors(oldRoot)
+	initial, err := pki.LoadAnchors(filepath.Join(anchorsVol.Dir, "ca-bundle.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := pki.NewCA(initial, time.Hour, time.Second, nil)
+	rec := record.NewFakeRecorder(100)
+	m := metrics.New(prometheus.NewRegistry(), func() (time.Time, bool) { return time.Time{}, false })
+	w, err := New(Config{Dir: issuerVol.Dir, Scheme: pki.SchemeLinkerd, AnchorsFile: filepath.Join(anchorsVol.Dir, "ca-bundle.crt")},
+		ca, rec, &corev1.ObjectReference{Kind: "Secret"}, m, logr.Discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{w: w, ca: ca, recorder: rec, metrics: m}
+	underOld := testpki.NewIssuer(t, "under old", oldRoot, testpki.Options{})
+	issuerVol.Publish(t, files(t, underOld, pki.SchemeLinkerd))
+	if err := w.Reload(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Dropping the old root while the issuer is under it is refused.
+	publishAnchors(newRoot)
+	if err := w.Reload(); err == nil {
+		t.Fatal("anchors the issuer does not chain to were taken")
+	}
+	if e := f.nextEvent(t); !strings.Contains(e, "IssuerValidationFailed") || !strings.Contains(e, "does not chain") {
+		t.Fatalf("event %q", e)
+	}
+	if n := len(ca.Anchors().Certificates()); n != 1 || !ca.Anchors().Certificates()[0].Equal(oldRoot.Cert) {
+		t.Fatal("the anchors changed")
+	}
+
+	// Adding the new root is taken quietly.
+	publishAnchors(oldRoot, newRoot)
+	if err := w.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	f.noEvent(t)
+	if n := len(ca.Anchors().Certificates()); n != 2 {
+		t.Fatalf("%d anchors, want 2", n)
+	}
+
+	// Then an issuer under the new root.
+	underNew := testpki.NewIssuer(t, "under new", newRoot, testpki.Options{})
+	issuerVol.Publish(t, files(t, underNew, pki.SchemeLinkerd))
+	if err := w.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if e := f.nextEvent(t); !strings.Contains(e, "IssuerUpdated") || !strings.Contains(e, "under new") {
+		t.Fatalf("event %q", e)
+	}
+
+	// Now the old root can go.
+	publishAnchors(newRoot)
+	if err := w.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(ca.Anchors().Certificates()); n != 1 || !ca.Anchors().Certificates()[0].Equal(newRoot.Cert) {
+		t.Fatal("the old root was not dropped")
+	}
+
+	// A broken bundle is refused; the anchors stay.
+	anchorsVol.Publish(t, map[string][]byte{"ca-bundle.crt": []byte("garbage")})
+	if err := w.Reload(); err == nil {
+		t.Fatal("a broken bundle was taken")
+	}
+	if e := f.nextEvent(t); !strings.Contains(e, "no PEM certificate") {
+		t.Fatalf("event %q", e)
+	}
+	if ca.Issuer().Cert.Subject.CommonName != "under new" || len(ca.Anchors().Certificates()) != 1 {
+		t.Fatal("issuer or anchors changed")
+	}
+}

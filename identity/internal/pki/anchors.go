@@ -16,6 +16,9 @@ import (
 // Anchors are the mesh's trust anchors: the root certificates every proxy
 // trusts. A bundle may hold several (during a rotation, the old and the new).
 type Anchors struct {
+	// Digest identifies the bundle the anchors were parsed from.
+	Digest [sha256.Size]byte
+
 	pool  *x509.CertPool
 	certs []*x509.Certificate
 }
@@ -23,7 +26,7 @@ type Anchors struct {
 // ParseAnchors parses a PEM bundle of CA certificates. Every block must be a
 // CERTIFICATE of a CA, and there must be at least one.
 func ParseAnchors(bundle []byte) (*Anchors, error) {
-	a := &Anchors{pool: x509.NewCertPool()}
+	a := &Anchors{pool: x509.NewCertPool(), Digest: sha256.Sum256(bundle)}
 	for rest := bundle; ; {
 		var b *pem.Block
 		b, rest = pem.Decode(rest)

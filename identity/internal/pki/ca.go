@@ -15,11 +15,11 @@ import (
 // ErrNoIssuer is returned by Sign when no issuer is loaded.
 var ErrNoIssuer = errors.New("no issuer loaded")
 
-// CA signs leaf certificates with the current issuer. The issuer can be
-// swapped at any time (SetIssuer); every signature uses one issuer
-// consistently.
+// CA signs leaf certificates with the current issuer. The issuer and the
+// trust anchors it is checked against can be swapped at any time; every
+// signature uses one issuer consistently.
 type CA struct {
-	anchors  *Anchors
+	anchors  atomic.Pointer[Anchors]
 	lifetime time.Duration
 	skew     time.Duration
 	now      func() time.Time
@@ -33,11 +33,16 @@ func NewCA(anchors *Anchors, lifetime, skew time.Duration, now func() time.Time)
 	if now == nil {
 		now = time.Now
 	}
-	return &CA{anchors: anchors, lifetime: lifetime, skew: skew, now: now}
+	c := &CA{lifetime: lifetime, skew: skew, now: now}
+	c.anchors.Store(anchors)
+	return c
 }
 
 // Anchors returns the trust anchors the CA's issuers must chain to.
-func (c *CA) Anchors() *Anchors { return c.anchors }
+func (c *CA) Anchors() *Anchors { return c.anchors.Load() }
+
+// SetAnchors replaces the trust anchors new issuers are checked against.
+func (c *CA) SetAnchors(a *Anchors) { c.anchors.Store(a) }
 
 // Now returns the CA's clock reading.
 func (c *CA) Now() time.Time { return c.now() }
@@ -51,7 +56,7 @@ func (c *CA) SetIssuer(iss *Issuer) { c.issuer.Store(iss) }
 // LoadIssuer verifies a certificate and key against the CA's anchors (see
 // NewIssuer) without installing it.
 func (c *CA) LoadIssuer(certPEM, keyPEM []byte) (*Issuer, error) {
-	return NewIssuer(certPEM, keyPEM, c.anchors, c.now())
+	return NewIssuer(certPEM, keyPEM, c.Anchors(), c.now())
 }
 
 // Leaf is a signed leaf certificate.
