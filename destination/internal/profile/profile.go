@@ -243,18 +243,8 @@ func requestMatch(m *RequestMatch, depth int) (*destinationv1.RequestMatch, erro
 		parts = append(parts, &destinationv1.RequestMatch{Match: &destinationv1.RequestMatch_Path{Path: &destinationv1.PathMatch{Regex: m.PathRegex}}})
 	}
 	list := func(ms []*RequestMatch) (*destinationv1.RequestMatch_List, error) {
-		l := &destinationv1.RequestMatch_List{}
-		for _, sub := range ms {
-			if sub == nil {
-				continue
-			}
-			t, err := requestMatch(sub, depth+1)
-			if err != nil {
-				return nil, err
-			}
-			l.Matches = append(l.Matches, t)
-		}
-		return l, nil
+		matches, err := translateAll(ms, depth+1, requestMatch)
+		return &destinationv1.RequestMatch_List{Matches: matches}, err
 	}
 	if m.All != nil {
 		l, err := list(m.All)
@@ -290,6 +280,22 @@ func requestMatch(m *RequestMatch, depth int) (*destinationv1.RequestMatch, erro
 	return &destinationv1.RequestMatch{Match: &destinationv1.RequestMatch_All{All: &destinationv1.RequestMatch_List{Matches: parts}}}, nil
 }
 
+// translateAll translates the non-nil conditions of a list.
+func translateAll[S, T any](items []*S, depth int, f func(*S, int) (T, error)) ([]T, error) {
+	var out []T
+	for _, it := range items {
+		if it == nil {
+			continue
+		}
+		t, err := f(it, depth)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
 func responseMatch(m *ResponseMatch, depth int) (*destinationv1.ResponseMatch, error) {
 	if depth > maxConditionDepth {
 		return nil, errTooDeep
@@ -309,18 +315,8 @@ func responseMatch(m *ResponseMatch, depth int) (*destinationv1.ResponseMatch, e
 		parts = append(parts, &destinationv1.ResponseMatch{Match: &destinationv1.ResponseMatch_Status{Status: &destinationv1.HttpStatusRange{Min: lo, Max: hi}}})
 	}
 	list := func(ms []*ResponseMatch) (*destinationv1.ResponseMatch_List, error) {
-		l := &destinationv1.ResponseMatch_List{}
-		for _, sub := range ms {
-			if sub == nil {
-				continue
-			}
-			t, err := responseMatch(sub, depth+1)
-			if err != nil {
-				return nil, err
-			}
-			l.Matches = append(l.Matches, t)
-		}
-		return l, nil
+		matches, err := translateAll(ms, depth+1, responseMatch)
+		return &destinationv1.ResponseMatch_List{Matches: matches}, err
 	}
 	if m.All != nil {
 		l, err := list(m.All)

@@ -109,57 +109,27 @@ func TestScaleUpAndDown(t *testing.T) {
 	s.expect("add {namespace=emojivoto,service=web}\n  " + web1 + "\n  " + web2)
 
 	// Scale up: a third pod joins slice web-b.
-	e.apply(`
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: web-b
-  namespace: emojivoto
-  labels: {kubernetes.io/service-name: web}
-addressType: IPv4
-ports: [{name: http, port: 8080}]
-endpoints:
+	e.apply(webSlice("web-b", `
 - addresses: [10.1.0.2]
   zone: zone-b
   targetRef: {kind: Pod, name: web-2, namespace: emojivoto}
 - addresses: [10.1.0.3]
-  targetRef: {kind: Pod, name: web-3, namespace: emojivoto}
-`)
+  targetRef: {kind: Pod, name: web-3, namespace: emojivoto}`))
 	s.expect(`
 add {namespace=emojivoto,service=web}
   10.1.0.3:8080 id=` + webID + ` h2 {pod=web-3,serviceaccount=web}`)
 
 	// Scale down: web-2 and web-3 leave.
-	e.apply(`
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: web-b
-  namespace: emojivoto
-  labels: {kubernetes.io/service-name: web}
-addressType: IPv4
-ports: [{name: http, port: 8080}]
-endpoints: []
-`)
+	e.apply(webSlice("web-b", ` []`))
 	s.expect(`remove 10.1.0.2:8080 10.1.0.3:8080`)
 
 	// To zero, then back.
 	e.remove("EndpointSlice", "emojivoto", "web-a")
 	s.expect(`no_endpoints`)
-	e.apply(`
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: web-c
-  namespace: emojivoto
-  labels: {kubernetes.io/service-name: web}
-addressType: IPv4
-ports: [{name: http, port: 8080}]
-endpoints:
+	e.apply(webSlice("web-c", `
 - addresses: [10.1.0.1]
   zone: zone-a
-  targetRef: {kind: Pod, name: web-1, namespace: emojivoto}
-`)
+  targetRef: {kind: Pod, name: web-1, namespace: emojivoto}`))
 	s.expect("add {namespace=emojivoto,service=web}\n  " + web1)
 }
 
@@ -167,37 +137,17 @@ func TestPodBecomesNotReady(t *testing.T) {
 	e := newEnv(t, defaultConfig(), "emojivoto.yaml")
 	s := e.get("web.emojivoto.svc.cluster.local:80")
 	s.next()
-	e.apply(`
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: web-b
-  namespace: emojivoto
-  labels: {kubernetes.io/service-name: web}
-addressType: IPv4
-ports: [{name: http, port: 8080}]
-endpoints:
+	e.apply(webSlice("web-b", `
 - addresses: [10.1.0.2]
   conditions: {ready: false}
   zone: zone-b
-  targetRef: {kind: Pod, name: web-2, namespace: emojivoto}
-`)
+  targetRef: {kind: Pod, name: web-2, namespace: emojivoto}`))
 	s.expect(`remove 10.1.0.2:8080`)
 	// Terminating, even if still ready: left out too.
-	e.apply(`
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: web-a
-  namespace: emojivoto
-  labels: {kubernetes.io/service-name: web}
-addressType: IPv4
-ports: [{name: http, port: 8080}]
-endpoints:
+	e.apply(webSlice("web-a", `
 - addresses: [10.1.0.1]
   conditions: {ready: true, terminating: true}
-  targetRef: {kind: Pod, name: web-1, namespace: emojivoto}
-`)
+  targetRef: {kind: Pod, name: web-1, namespace: emojivoto}`))
 	s.expect(`no_endpoints`)
 }
 
@@ -254,51 +204,21 @@ func TestEndpointsMoveBetweenSlices(t *testing.T) {
 	s.next()
 	// web-2 appears in a new slice first, then leaves its old one: the
 	// client sees nothing change.
-	e.apply(`
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: web-c
-  namespace: emojivoto
-  labels: {kubernetes.io/service-name: web}
-addressType: IPv4
-ports: [{name: http, port: 8080}]
-endpoints:
+	e.apply(webSlice("web-c", `
 - addresses: [10.1.0.2]
   zone: zone-b
-  targetRef: {kind: Pod, name: web-2, namespace: emojivoto}
-`)
+  targetRef: {kind: Pod, name: web-2, namespace: emojivoto}`))
 	e.remove("EndpointSlice", "emojivoto", "web-b")
 	// A change the client does see, to show that nothing came before it.
-	e.apply(`
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: web-a
-  namespace: emojivoto
-  labels: {kubernetes.io/service-name: web}
-addressType: IPv4
-ports: [{name: http, port: 8080}]
-endpoints: []
-`)
+	e.apply(webSlice("web-a", ` []`))
 	s.expect(`remove 10.1.0.1:8080`)
 	// Moving the other way round: it leaves first, then comes back.
 	e.remove("EndpointSlice", "emojivoto", "web-c")
 	s.expect(`no_endpoints`)
-	e.apply(`
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: web-a
-  namespace: emojivoto
-  labels: {kubernetes.io/service-name: web}
-addressType: IPv4
-ports: [{name: http, port: 8080}]
-endpoints:
+	e.apply(webSlice("web-a", `
 - addresses: [10.1.0.2]
   zone: zone-b
-  targetRef: {kind: Pod, name: web-2, namespace: emojivoto}
-`)
+  targetRef: {kind: Pod, name: web-2, namespace: emojivoto}`))
 	s.expect("add {namespace=emojivoto,service=web}\n  " + web2)
 }
 
@@ -415,4 +335,19 @@ func TestSlowStreamIsReset(t *testing.T) {
 	// The fast stream carries on.
 	e.remove("Service", "emojivoto", "web")
 	fast.expect(`does_not_exist`)
+}
+
+// webSlice returns an EndpointSlice of Service web (port "http", 8080) whose
+// endpoints are the YAML list items given (or " []").
+func webSlice(name, endpoints string) string {
+	return `
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: ` + name + `
+  namespace: emojivoto
+  labels: {kubernetes.io/service-name: web}
+addressType: IPv4
+ports: [{name: http, port: 8080}]
+endpoints:` + endpoints
 }

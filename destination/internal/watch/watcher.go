@@ -142,20 +142,7 @@ func (ix *Index) SubscribeEndpoints(t target.Target) (*Subscription[*destination
 	w.mu.Lock()
 	sub := w.subscribe(ix.initialEndpoints(w.state))
 	w.mu.Unlock()
-	var once sync.Once
-	return sub, func() {
-		once.Do(func() {
-			ix.mu.Lock()
-			defer ix.mu.Unlock()
-			w.mu.Lock()
-			empty := w.unsubscribe(w, sub)
-			w.mu.Unlock()
-			if empty && ix.endpoints[t] == w {
-				delete(ix.endpoints, t)
-				ix.metrics.Watchers.WithLabelValues(metrics.RPCGet).Dec()
-			}
-		})
-	}
+	return sub, release(ix, ix.endpoints, t, w, &w.base, sub)
 }
 
 func (ix *Index) initialEndpoints(s endpointState) []*destinationv1.GetResponse {
@@ -283,17 +270,27 @@ func (ix *Index) SubscribeProfile(t target.Target, clientNS string) (*Subscripti
 	w.mu.Lock()
 	sub := w.subscribe([]*destinationv1.GetProfileResponse{{Profile: w.current}})
 	w.mu.Unlock()
+	return sub, release(ix, ix.profiles, key, w, &w.base, sub)
+}
+
+// release returns the function that unsubscribes sub from w (whose base is
+// b) and drops w from watchers when sub was its last subscriber. The
+// function may be called more than once.
+func release[K comparable, M any, W interface {
+	comparable
+	recomputer
+}](ix *Index, watchers map[K]W, key K, w W, b *base[M], sub *Subscription[M]) func() {
 	var once sync.Once
-	return sub, func() {
+	return func() {
 		once.Do(func() {
 			ix.mu.Lock()
 			defer ix.mu.Unlock()
-			w.mu.Lock()
-			empty := w.unsubscribe(w, sub)
-			w.mu.Unlock()
-			if empty && ix.profiles[key] == w {
-				delete(ix.profiles, key)
-				ix.metrics.Watchers.WithLabelValues(metrics.RPCGetProfile).Dec()
+			b.mu.Lock()
+			empty := b.unsubscribe(w, sub)
+			b.mu.Unlock()
+			if empty && watchers[key] == w {
+				delete(watchers, key)
+				ix.metrics.Watchers.WithLabelValues(b.rpc).Dec()
 			}
 		})
 	}
