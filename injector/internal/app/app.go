@@ -85,6 +85,7 @@ type Server struct {
 	webhookLn, adminLn net.Listener
 	certs              *certReloader
 	ready              atomic.Bool
+	readyCh            chan struct{}
 }
 
 // New loads the webhook certificate and binds both listeners.
@@ -92,7 +93,7 @@ func New(cfg Config, client kubernetes.Interface, log logr.Logger) (*Server, err
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, client: client, registry: prometheus.NewRegistry()}
+	s := &Server{cfg: cfg, log: log, client: client, registry: prometheus.NewRegistry(), readyCh: make(chan struct{})}
 	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reloads := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "proxy_inject_certificate_reloads_total",
@@ -125,6 +126,9 @@ func (s *Server) WebhookAddr() net.Addr { return s.webhookLn.Addr() }
 
 // AdminAddr returns the admin listener's address.
 func (s *Server) AdminAddr() net.Addr { return s.adminLn.Addr() }
+
+// Ready is closed once the server is ready (its namespace cache synced).
+func (s *Server) Ready() <-chan struct{} { return s.readyCh }
 
 // Registry returns the server's metrics registry.
 func (s *Server) Registry() *prometheus.Registry { return s.registry }
@@ -186,6 +190,7 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 		}
 		s.ready.Store(true)
+		close(s.readyCh)
 		s.log.Info("namespace cache synced; ready")
 		return nil
 	})
