@@ -202,8 +202,11 @@ func serviceAccount(pod *corev1.Pod) string {
 	if pod.Spec.DeprecatedServiceAccount != "" {
 		return pod.Spec.DeprecatedServiceAccount
 	}
-	return "default"
+	return defaultServiceAccount
 }
+
+// defaultServiceAccount is the ServiceAccount of pods that name none.
+const defaultServiceAccount = "default"
 
 func (in *Injector) recordedLabels(pod *corev1.Pod, namespace string) map[string]string {
 	labels := map[string]string{

@@ -66,6 +66,12 @@ func (b *builder) patch(labels, annotations map[string]string) Patch {
 		prependContainers(&p, "/spec/containers", len(spec.Containers), proxy)
 	}
 	appendItems(&p, "/spec/volumes", len(spec.Volumes), b.volumes()...)
+	if spec.ServiceAccountName == "" && spec.DeprecatedServiceAccount == "" {
+		// The projected token needs a ServiceAccount; name the one the
+		// identity name was made from (what the API server's ServiceAccount
+		// admission sets, when it runs before the webhook).
+		p = append(p, add("/spec/serviceAccountName", defaultServiceAccount))
+	}
 	return p
 }
 
