@@ -17,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/linkerd-go/linkerd-go/injector/internal/config"
@@ -78,6 +79,26 @@ func get(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// runServer runs a Server until the test ends, and waits until it is ready.
+func runServer(t *testing.T, client kubernetes.Interface, certFile, keyFile string) *Server {
+	t.Helper()
+	srv, err := New(testConfig(t, certFile, keyFile), client, logr.Discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	<-srv.Ready()
+	return srv
+}
+
 func TestServer(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
@@ -87,21 +108,9 @@ func TestServer(t *testing.T) {
 	client := fake.NewClientset(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
 		Name: "meshed", Annotations: map[string]string{"linkerd.io/inject": "enabled"},
 	}})
-	srv, err := New(testConfig(t, certFile, keyFile), client, logr.Discard())
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := runServer(t, client, certFile, keyFile)
 	admin := "http://" + srv.AdminAddr().String()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
-	<-srv.Ready()
+	ctx := context.Background()
 
 	if code, _ := get(t, admin+"/ready"); code != http.StatusOK {
 		t.Errorf("/ready: %d", code)

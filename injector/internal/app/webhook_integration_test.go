@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	admissionv1 "k8s.io/api/admission/v1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
@@ -96,20 +95,7 @@ func TestWebhookInRealAPIServer(t *testing.T) {
 	pki := newTestPKI(t)
 	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
 	pki.write(t, certFile, keyFile)
-	srv, err := New(testConfig(t, certFile, keyFile), client, logr.Discard())
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(runCtx) }()
-	defer func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
-	<-srv.Ready()
+	srv := runServer(t, client, certFile, keyFile)
 
 	relabeler := startRelabeler(t, pki)
 	injectorURL := "https://" + srv.WebhookAddr().String() + "/"
@@ -149,7 +135,7 @@ func TestWebhookInRealAPIServer(t *testing.T) {
 			Spec: corev1.PodSpec{
 				ServiceAccountName: "web",
 				HostNetwork:        hostNetwork,
-				Containers: []corev1.Container{{Name: "app", Image: "registry.example/app:1", Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}}}},
+				Containers:         []corev1.Container{{Name: "app", Image: "registry.example/app:1", Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}}}},
 			},
 		}
 	}
@@ -185,12 +171,11 @@ func TestWebhookInRealAPIServer(t *testing.T) {
 
 	t.Run("annotated namespace", func(t *testing.T) {
 		before := podRequests()
-		got, err := client.CoreV1().Pods("meshed").Create(ctx, pod("web", nil, false), metav1.CreateOptions{})
-		if err != nil {
+		if _, err := client.CoreV1().Pods("meshed").Create(ctx, pod("web", nil, false), metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		// Read it back from the API server.
-		got, err = client.CoreV1().Pods("meshed").Get(ctx, "web", metav1.GetOptions{})
+		got, err := client.CoreV1().Pods("meshed").Get(ctx, "web", metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -310,4 +295,3 @@ func envOf(c corev1.Container, name string) string {
 	}
 	return ""
 }
-

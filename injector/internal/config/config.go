@@ -139,7 +139,7 @@ type Proxy struct {
 	AwaitCommand []string `json:"awaitCommand"`
 	// ShutdownGracePeriod is how long the proxy drains on shutdown; empty
 	// leaves the proxy's own default.
-	ShutdownGracePeriod string `json:"shutdownGracePeriod,omitempty"`
+	ShutdownGracePeriod string    `json:"shutdownGracePeriod,omitempty"`
 	Resources           Resources `json:"resources"`
 }
 
