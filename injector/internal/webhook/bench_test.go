@@ -19,17 +19,17 @@ func typicalPod() *corev1.Pod {
 	c := func(name string, port int32) corev1.Container {
 		return corev1.Container{
 			Name: name, Image: "registry.example/" + name + ":1.2.3",
-			Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: port}},
-			Env:   []corev1.EnvVar{{Name: "MODE", Value: "production"}, {Name: "LOG", Value: "info"}},
+			Ports:          []corev1.ContainerPort{{Name: "http", ContainerPort: port}},
+			Env:            []corev1.EnvVar{{Name: "MODE", Value: "production"}, {Name: "LOG", Value: "info"}},
 			ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz"}}},
 		}
 	}
 	return &corev1.Pod{
 		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
 		ObjectMeta: metav1.ObjectMeta{
-			GenerateName: "web-5d8f9c7b4-",
-			Labels:       map[string]string{"app": "web", "pod-template-hash": "5d8f9c7b4", "version": "v1"},
-			Annotations:  map[string]string{"prometheus.io/scrape": "true", "config.linkerd.io/proxy-cpu-limit": "1"},
+			GenerateName:    "web-5d8f9c7b4-",
+			Labels:          map[string]string{"app": "web", "pod-template-hash": "5d8f9c7b4", "version": "v1"},
+			Annotations:     map[string]string{"prometheus.io/scrape": "true", "config.linkerd.io/proxy-cpu-limit": "1"},
 			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web-5d8f9c7b4", UID: "u", Controller: &yes}},
 		},
 		Spec: corev1.PodSpec{
