@@ -33,6 +33,8 @@ export LINKERD_GO_CACHE := $(CACHE_DIR)
 # Build tags of the test tiers above unit tests (see ../shared/TESTING.md):
 #   integration  tier 2: real parts on this machine (kube-apiserver, network namespaces); root
 #   e2e          tier 3: the real single-node cluster
+# Their results are never taken from the test cache (-count=1): they depend on
+# binaries and host state the go command does not track.
 TEST_TAGS := integration,e2e
 DEV := cd $(ROOT)/tools && GOWORK=off go run ./cmd/dev
 
@@ -75,13 +77,13 @@ test-unit: ## Run every module's Go tests on its own, with the race detector.
 test-integration: k8s-bins ## Tier 2: every module's tests against real parts (kube-apiserver, netns). Needs root.
 	@for m in $(MODULES); do \
 		echo "test-integration: $$m"; \
-		(cd $(ROOT)/$$m && GOWORK=off go test -race -tags integration ./...); \
+		(cd $(ROOT)/$$m && GOWORK=off go test -count=1 -race -tags integration ./...); \
 	done
 
 .PHONY: test-e2e
 test-e2e: k8s-bins ## Tier 3: tests on the real single-node cluster (brought up and torn down by the tests). Needs root.
 	@echo "test-e2e: tools"
-	@cd $(ROOT)/tools && GOWORK=off go test -tags e2e -timeout 30m ./...
+	@cd $(ROOT)/tools && GOWORK=off go test -count=1 -tags e2e -timeout 30m ./...
 
 .PHONY: k8s-bins
 k8s-bins: ## Build (or find in the cache) the pinned Kubernetes, containerd, CNI, helm and crane binaries.
