@@ -15,7 +15,6 @@ import (
 	"net/http/httputil"
 	"net/netip"
 	"net/url"
-	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -49,13 +48,11 @@ type Proxy struct {
 	m     *metrics.Metrics
 	log   logr.Logger
 
-	http    *forward.HTTPServer
-	toApp1  *httputil.ReverseProxy // HTTP/1.x to the application
-	toApp2  *httputil.ReverseProxy // HTTP/2 (h2c) to the application
-	dialer  net.Dialer
-	tcpWG   sync.WaitGroup
-	tcpMu   sync.Mutex
-	tcpConn map[net.Conn]struct{}
+	http   *forward.HTTPServer
+	toApp1 *httputil.ReverseProxy // HTTP/1.x to the application
+	toApp2 *httputil.ReverseProxy // HTTP/2 (h2c) to the application
+	dialer net.Dialer
+	conns  forward.Conns
 }
 
 // New returns the inbound side.
@@ -63,7 +60,7 @@ func New(cfg Config, store *meshtls.Store, m *metrics.Metrics, log logr.Logger) 
 	if cfg.OrigDst == nil {
 		cfg.OrigDst = origdst.Get
 	}
-	p := &Proxy{cfg: cfg, store: store, m: m, log: log, tcpConn: map[net.Conn]struct{}{}}
+	p := &Proxy{cfg: cfg, store: store, m: m, log: log}
 	p.dialer = net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second}
 	var p1, p2 http.Protocols
 	p1.SetHTTP1(true)
@@ -91,45 +88,7 @@ func New(cfg Config, store *meshtls.Store, m *metrics.Metrics, log logr.Logger) 
 // grace: HTTP requests in flight finish, opaque connections are closed at
 // the end of the grace period.
 func (p *Proxy) Serve(ctx context.Context, ln net.Listener, grace time.Duration) error {
-	httpDone := make(chan error, 1)
-	go func() { httpDone <- p.http.Run() }()
-	go func() {
-		<-ctx.Done()
-		ln.Close()
-	}()
-	var err error
-	for {
-		c, aerr := ln.Accept()
-		if aerr != nil {
-			if ctx.Err() == nil {
-				err = aerr
-			}
-			break
-		}
-		p.tcpWG.Add(1)
-		go func() {
-			defer p.tcpWG.Done()
-			p.handle(c)
-		}()
-	}
-	shutdown, cancel := context.WithTimeout(context.Background(), grace)
-	defer cancel()
-	_ = p.http.Shutdown(shutdown)
-	<-httpDone
-	// Give opaque connections the rest of the grace period, then cut them.
-	done := make(chan struct{})
-	go func() { p.tcpWG.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-shutdown.Done():
-		p.tcpMu.Lock()
-		for c := range p.tcpConn {
-			c.Close()
-		}
-		p.tcpMu.Unlock()
-		<-done
-	}
-	return err
+	return forward.Serve(ctx, ln, grace, p.http, &p.conns, p.handle)
 }
 
 // handle classifies one accepted connection and hands it on.
@@ -227,8 +186,7 @@ func (p *Proxy) forwardTCP(c net.Conn, dst netip.AddrPort, l metrics.Labels) {
 	h := p.m.For(l)
 	h.TCPOpen.Inc()
 	h.TCPConns.Inc()
-	p.track(c, true)
-	defer p.track(c, false)
+	defer p.conns.Track(c)()
 	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.ConnectTimeout)
 	up, err := p.dialer.DialContext(ctx, "tcp", dst.String())
 	cancel()
@@ -237,20 +195,9 @@ func (p *Proxy) forwardTCP(c net.Conn, dst netip.AddrPort, l metrics.Labels) {
 		h.TCPClosed(forward.Errno(err))
 		return
 	}
-	p.track(up, true)
-	defer p.track(up, false)
+	defer p.conns.Track(up)()
 	err = forward.TCP(c, up, h)
 	h.TCPClosed(forward.Errno(err))
-}
-
-func (p *Proxy) track(c net.Conn, add bool) {
-	p.tcpMu.Lock()
-	defer p.tcpMu.Unlock()
-	if add {
-		p.tcpConn[c] = struct{}{}
-	} else {
-		delete(p.tcpConn, c)
-	}
 }
 
 // serveHTTP forwards one request to the application.

@@ -78,9 +78,7 @@ type Proxy struct {
 	mu    sync.Mutex
 	dests map[string]*dest
 
-	tcpWG   sync.WaitGroup
-	tcpMu   sync.Mutex
-	tcpConn map[net.Conn]struct{}
+	conns forward.Conns
 }
 
 type meshKey struct {
@@ -93,7 +91,7 @@ func New(cfg Config, store *meshtls.Store, resolve Resolver, m *metrics.Metrics,
 	if cfg.OrigDst == nil {
 		cfg.OrigDst = origdst.Get
 	}
-	p := &Proxy{cfg: cfg, store: store, resolve: resolve, m: m, log: log, dests: map[string]*dest{}, tcpConn: map[net.Conn]struct{}{}}
+	p := &Proxy{cfg: cfg, store: store, resolve: resolve, m: m, log: log, dests: map[string]*dest{}}
 	p.dialer = net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second}
 	var p1, p2 http.Protocols
 	p1.SetHTTP1(true)
@@ -160,45 +158,11 @@ func (p *Proxy) dialMeshTLS(ctx context.Context, addr, identity, serverName, alp
 
 // Serve accepts on ln until ctx ends, then shuts down within grace.
 func (p *Proxy) Serve(ctx context.Context, ln net.Listener, grace time.Duration) error {
-	httpDone := make(chan error, 1)
-	go func() { httpDone <- p.http.Run() }()
+	janitorCtx, stopJanitor := context.WithCancel(ctx)
 	janitorDone := make(chan struct{})
-	go func() { defer close(janitorDone); p.janitor(ctx) }()
-	go func() {
-		<-ctx.Done()
-		ln.Close()
-	}()
-	var err error
-	for {
-		c, aerr := ln.Accept()
-		if aerr != nil {
-			if ctx.Err() == nil {
-				err = aerr
-			}
-			break
-		}
-		p.tcpWG.Add(1)
-		go func() {
-			defer p.tcpWG.Done()
-			p.handle(c)
-		}()
-	}
-	shutdown, cancel := context.WithTimeout(context.Background(), grace)
-	defer cancel()
-	_ = p.http.Shutdown(shutdown)
-	<-httpDone
-	done := make(chan struct{})
-	go func() { p.tcpWG.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-shutdown.Done():
-		p.tcpMu.Lock()
-		for c := range p.tcpConn {
-			c.Close()
-		}
-		p.tcpMu.Unlock()
-		<-done
-	}
+	go func() { defer close(janitorDone); p.janitor(janitorCtx) }()
+	err := forward.Serve(ctx, ln, grace, p.http, &p.conns, p.handle)
+	stopJanitor()
 	<-janitorDone
 	p.mu.Lock()
 	for k, d := range p.dests {
@@ -340,8 +304,7 @@ func (p *Proxy) janitor(ctx context.Context) {
 
 // forwardTCP balances one connection over the destination's endpoints.
 func (p *Proxy) forwardTCP(c net.Conn, d *dest) {
-	p.track(c, true)
-	defer p.track(c, false)
+	defer p.conns.Track(c)()
 	snap := d.current(context.Background(), p.cfg.DiscoveryTimeout)
 	var (
 		up     net.Conn
@@ -377,8 +340,7 @@ func (p *Proxy) forwardTCP(c net.Conn, d *dest) {
 		h.TCPClosed(forward.Errno(err))
 		return
 	}
-	p.track(up, true)
-	defer p.track(up, false)
+	defer p.conns.Track(up)()
 	err = forward.TCP(c, up, h)
 	h.TCPClosed(forward.Errno(err))
 }
@@ -408,16 +370,6 @@ func (p *Proxy) connectTCP(e discovery.Endpoint) (net.Conn, error) {
 		return tc, nil
 	}
 	return p.dialMeshTLS(ctx, e.Addr.String(), e.Identity, e.ServerName, "")
-}
-
-func (p *Proxy) track(c net.Conn, add bool) {
-	p.tcpMu.Lock()
-	defer p.tcpMu.Unlock()
-	if add {
-		p.tcpConn[c] = struct{}{}
-	} else {
-		delete(p.tcpConn, c)
-	}
 }
 
 // route is where one request goes: set by serveHTTP, read by the reverse
