@@ -42,7 +42,7 @@ type fixture struct {
 	toEcho atomic.Bool
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	f := &fixture{ca: testpki.NewCA(t)}
 
