@@ -120,7 +120,11 @@ func (p *Proxy) handle(c net.Conn) {
 	case direct:
 		p.log.V(1).Info("refused a direct connection without mesh TLS", "client", c.RemoteAddr().String())
 		c.Close()
-	case proto == detect.HTTP1, proto == detect.HTTP2:
+	case proto == detect.HTTP1:
+		if err := p.http.Serve(forward.GuardHTTP1(dc), &forward.ConnMeta{Dst: dst}); err != nil {
+			c.Close()
+		}
+	case proto == detect.HTTP2:
 		if err := p.http.Serve(dc, &forward.ConnMeta{Dst: dst}); err != nil {
 			c.Close()
 		}

@@ -242,3 +242,28 @@ func TestDirectPlaintextRefused(t *testing.T) {
 		t.Fatalf("read %d bytes from a refused connection", n)
 	}
 }
+
+// Request smuggling attempts get 400 and a closed connection; the request
+// hidden behind them never reaches the application.
+func TestAmbiguousFramingRefused(t *testing.T) {
+	f := newFixture(t)
+	for name, req := range map[string]string{
+		"CL and TE": "POST / HTTP/1.1\r\nHost: web\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+		"obs-fold":  "GET / HTTP/1.1\r\nHost: web\r\nX: a\r\n b\r\n\r\n",
+		"bare LF":   "GET / HTTP/1.1\nHost: web\n\n",
+	} {
+		c, err := net.Dial("tcp", f.proxy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprint(c, req+"GET /smuggled HTTP/1.1\r\nHost: web\r\n\r\n")
+		all, err := io.ReadAll(c) // ends only when the proxy closes
+		c.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !strings.HasPrefix(string(all), "HTTP/1.1 400 ") || strings.Count(string(all), "HTTP/1.1 ") != 1 {
+			t.Errorf("%s: got %q", name, all)
+		}
+	}
+}

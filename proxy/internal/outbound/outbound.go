@@ -196,7 +196,11 @@ func (p *Proxy) handle(c net.Conn) {
 		return
 	}
 	switch proto {
-	case detect.HTTP1, detect.HTTP2:
+	case detect.HTTP1:
+		if err := p.http.Serve(forward.GuardHTTP1(dc), &forward.ConnMeta{Dst: dst}); err != nil {
+			c.Close()
+		}
+	case detect.HTTP2:
 		if err := p.http.Serve(dc, &forward.ConnMeta{Dst: dst}); err != nil {
 			c.Close()
 		}
