@@ -1,0 +1,134 @@
+//go:build integration
+
+package meshtest
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"text/tabwriter"
+	"time"
+)
+
+var (
+	benchRate     = flag.Int("meshtest.rate", 1000, "BenchmarkMesh: requests per second")
+	benchDuration = flag.Duration("meshtest.duration", 10*time.Second, "BenchmarkMesh: length of each measured run")
+)
+
+// BenchmarkMesh measures what the two proxies add at a constant rate of
+// GETs with 1 KiB answers from the client namespace, in the same setup as
+// TestMeshedTraffic. Each iteration runs, one after the other:
+//
+//   - direct: the load generator runs as the proxy's uid (which proxy-init
+//     leaves alone) in the client namespace and calls the same server app
+//     in a namespace without proxy-init or proxy, across the same bridge;
+//   - mesh: the load generator runs as an application does and calls web's
+//     cluster IP, through both proxies with mesh TLS.
+//
+// It prints p50/p90/p99 of each and what the mesh adds, and each proxy's
+// CPU time during the mesh runs and its resident memory. A report, not a
+// check: nothing here fails on timing. Run it without -race (the load
+// generator is this test binary):
+//
+//	go test -tags integration -run '^$' -bench Mesh -benchtime 3x ./internal/meshtest/
+func BenchmarkMesh(b *testing.B) {
+	m := startMesh(b)
+	rateArg := fmt.Sprintf("%s=%d,%s", argEnv, *benchRate, *benchDuration)
+	configs := []struct {
+		name       string
+		url        string
+		asProxyUID bool
+	}{
+		{"direct", fmt.Sprintf("http://%s:%d/", m.net.ip(bareHost), appPort), true},
+		{"mesh", fmt.Sprintf("http://%s:%d/", webClusterIP, webPort), false},
+	}
+	proxies := []*proc{m.clientProxy, m.serverProxy}
+	for _, p := range proxies {
+		if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p.cmd.Process.Pid)); err != nil || strings.TrimSpace(string(comm)) != "proxy" {
+			b.Fatalf("pid %d of %s is %q (%v), not the proxy", p.cmd.Process.Pid, p.name, comm, err)
+		}
+	}
+	lat := map[string][]time.Duration{}
+	sent := map[string]int{}
+	failed := map[string]int{}
+	cpu := make([]time.Duration, len(proxies))
+	var rounds []string
+	for b.Loop() {
+		round := []string{}
+		for _, c := range configs {
+			before := make([]procUsage, len(proxies))
+			for i, p := range proxies {
+				u, err := usage(p.cmd.Process.Pid)
+				if err != nil {
+					b.Fatal(err)
+				}
+				before[i] = u
+			}
+			var res loadResult
+			runApp(b, m.clientNS, c.asProxyUID, []string{helperEnv + "=load", urlEnv + "=" + c.url, rateArg}, &res)
+			if c.name == "mesh" {
+				for i, p := range proxies {
+					u, err := usage(p.cmd.Process.Pid)
+					if err != nil {
+						b.Fatal(err)
+					}
+					cpu[i] += u.CPU - before[i].CPU
+				}
+			}
+			lat[c.name] = append(lat[c.name], res.Latencies...)
+			sent[c.name] += res.Sent
+			failed[c.name] += res.Errors
+			round = append(round, fmt.Sprintf("%s p50 %v p99 %v errors %d (%s)", c.name,
+				quantile(res.Latencies, 0.5), quantile(res.Latencies, 0.99), res.Errors, res.FirstErr))
+		}
+		rounds = append(rounds, strings.Join(round, "; "))
+	}
+	b.StopTimer()
+
+	var out strings.Builder
+	fmt.Fprintf(&out, "%d req/s, %v per run, %d round(s), 1 KiB responses, HTTP/1.1 keep-alive from the app\n", *benchRate, *benchDuration, len(rounds))
+	for i, r := range rounds {
+		fmt.Fprintf(&out, "round %d: %s\n", i+1, r)
+	}
+	tw := tabwriter.NewWriter(&out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "config\trequests\terrors\tp50\tp90\tp99\tp99.9\tmax\t")
+	q := map[string][4]time.Duration{}
+	for _, c := range configs {
+		l := lat[c.name]
+		slices.Sort(l)
+		q[c.name] = [4]time.Duration{quantile(l, 0.5), quantile(l, 0.9), quantile(l, 0.99), quantile(l, 0.999)}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%v\t%v\t%v\t%v\t%v\t\n", c.name, sent[c.name], failed[c.name],
+			ms(q[c.name][0]), ms(q[c.name][1]), ms(q[c.name][2]), ms(q[c.name][3]), ms(quantile(l, 1)))
+	}
+	fmt.Fprintf(tw, "added\t\t\t%v\t%v\t%v\t%v\t\t\n",
+		ms(q["mesh"][0]-q["direct"][0]), ms(q["mesh"][1]-q["direct"][1]), ms(q["mesh"][2]-q["direct"][2]), ms(q["mesh"][3]-q["direct"][3]))
+	tw.Flush()
+	tw = tabwriter.NewWriter(&out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "proxy\tCPU during mesh runs\tCPU per 10k requests\tRSS now\tpeak RSS (VmHWM)\t")
+	for i, p := range proxies {
+		u, err := usage(p.cmd.Process.Pid)
+		if err != nil {
+			b.Fatal(err)
+		}
+		per10k := time.Duration(0)
+		if n := sent["mesh"]; n > 0 {
+			per10k = cpu[i] * 10000 / time.Duration(n)
+		}
+		fmt.Fprintf(tw, "%s\t%.2fs\t%.3fs\t%.1f MiB\t%.1f MiB\t\n", p.name, cpu[i].Seconds(), per10k.Seconds(),
+			float64(u.RSSKB)/1024, float64(u.HWMKB)/1024)
+		b.ReportMetric(float64(u.HWMKB)/1024, p.name+"-peak-RSS-MiB")
+		b.ReportMetric(per10k.Seconds(), p.name+"-CPU-s/10k-req")
+	}
+	tw.Flush()
+	b.Log("\n" + out.String())
+	b.ReportMetric(float64(q["direct"][0].Microseconds())/1000, "direct-p50-ms")
+	b.ReportMetric(float64(q["direct"][2].Microseconds())/1000, "direct-p99-ms")
+	b.ReportMetric(float64(q["mesh"][0].Microseconds())/1000, "mesh-p50-ms")
+	b.ReportMetric(float64(q["mesh"][2].Microseconds())/1000, "mesh-p99-ms")
+}
+
+// ms formats d in milliseconds with microsecond precision.
+func ms(d time.Duration) string { return fmt.Sprintf("%.3fms", float64(d.Microseconds())/1000) }
