@@ -295,3 +295,50 @@ func TestOpaqueOverTransportHeader(t *testing.T) {
 		t.Fatalf("echo %q, %v", line, err)
 	}
 }
+
+// An endpoint removed while a request to it is in flight: that request
+// completes on it, and the next ones go elsewhere.
+func TestEndpointRemovedWithRequestInFlight(t *testing.T) {
+	f := newFixture(t, discovery.Snapshot{})
+	arrived, release := make(chan struct{}), make(chan struct{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(arrived)
+		<-release
+		fmt.Fprint(w, "app=slow")
+	})}
+	go slow.Serve(ln)
+	defer slow.Close()
+	a := discovery.Endpoint{Addr: startInbound(t, f.ca, serverID, netip.MustParseAddrPort(ln.Addr().String())), Identity: serverID, HTTP2: true}
+	b := discovery.Endpoint{Addr: startInbound(t, f.ca, serverID, startApp(t, "b")), Identity: serverID, HTTP2: true}
+	f.watch.set(discovery.Snapshot{State: discovery.Endpoints, Endpoints: []discovery.Endpoint{a}})
+	client := h1Client(t)
+	type result struct {
+		status int
+		body   string
+	}
+	inflight := make(chan result, 1)
+	go func() {
+		resp, err := client.Get("http://" + f.proxy.String() + "/")
+		if err != nil {
+			inflight <- result{body: err.Error()}
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		inflight <- result{resp.StatusCode, string(b)}
+	}()
+	<-arrived
+	f.watch.set(discovery.Snapshot{State: discovery.Endpoints, Endpoints: []discovery.Endpoint{b}})
+	// Requests after the removal go to b while the first one is held.
+	if _, got := body(t, h1Client(t), "http://"+f.proxy.String()+"/"); !strings.HasPrefix(got, "app=b ") {
+		t.Fatalf("request after removal reached %q", got)
+	}
+	close(release)
+	if r := <-inflight; r.status != 200 || r.body != "app=slow" {
+		t.Fatalf("in-flight request: %d %q", r.status, r.body)
+	}
+}
