@@ -34,7 +34,11 @@ type CA struct {
 
 // Options shape a CA certificate.
 type Options struct {
-	NotBefore, NotAfter time.Time // default: an hour ago, a year from now
+	// Default: an hour ago, and two years from now for a root, one year
+	// for an issuer, so a parent always outlives the default child (times
+	// in certificates are whole seconds: equal lifetimes made a moment
+	// apart can end a second apart, in either order).
+	NotBefore, NotAfter time.Time
 	Key                 crypto.Signer
 	NotCA               bool
 }
@@ -62,6 +66,9 @@ func newCA(t testing.TB, cn string, parent *CA, o Options) *CA {
 	}
 	if o.NotAfter.IsZero() {
 		o.NotAfter = time.Now().Add(365 * 24 * time.Hour)
+		if parent == nil {
+			o.NotAfter = o.NotAfter.Add(365 * 24 * time.Hour)
+		}
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(time.Now().UnixNano()),
