@@ -215,6 +215,8 @@ func (m *meshEnv) waitReady(t testing.TB, p *proc, url string) {
 	t.Helper()
 	client := &http.Client{Timeout: 2 * time.Second}
 	deadline := time.Now().Add(startup)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
 	var last string
 	for {
 		resp, err := client.Get(url)
@@ -234,7 +236,7 @@ func (m *meshEnv) waitReady(t testing.TB, p *proc, url string) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%s not ready after %v: %s", p.name, startup, last)
 		}
-		time.Sleep(50 * time.Millisecond) // polling interval
+		<-tick.C // polling: readiness has no event to wait on
 	}
 }
 
@@ -242,6 +244,8 @@ func (m *meshEnv) waitReady(t testing.TB, p *proc, url string) {
 func (m *meshEnv) waitLog(t testing.TB, p *proc, s string) {
 	t.Helper()
 	deadline := time.Now().Add(startup)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		if b, _ := os.ReadFile(p.logPath); strings.Contains(string(b), s) {
 			return
@@ -252,7 +256,7 @@ func (m *meshEnv) waitLog(t testing.TB, p *proc, s string) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%s did not print %q after %v", p.name, s, startup)
 		}
-		time.Sleep(20 * time.Millisecond) // polling interval
+		<-tick.C // polling: a log file has no event to wait on
 	}
 }
 
