@@ -30,6 +30,7 @@ import (
 
 	"k8s.io/client-go/rest"
 
+	"github.com/linkerd-go/linkerd-go/tools/internal/childproc"
 	"github.com/linkerd-go/linkerd-go/tools/internal/kubebins"
 )
 
@@ -62,9 +63,9 @@ type Env struct {
 	// tokens, for components that check tokens themselves.
 	ServiceAccountKeyFile string
 
-	etcd      *process
+	etcd      *childproc.Process
 	etcdURL   string
-	apiserver *process
+	apiserver *childproc.Process
 }
 
 // Start starts an Env for t and stops it in t.Cleanup. It fails t if the
@@ -129,10 +130,10 @@ func (e *Env) start(ctx context.Context, binDir string, opts Options) error {
 		if err == nil {
 			break
 		}
-		if attempt == 3 || e.etcd == nil || !e.etcd.portInUse() {
+		if attempt == 3 || e.etcd == nil || !portInUse(e.etcd) {
 			return err
 		}
-		e.etcd.stop(0)
+		e.etcd.Stop(0)
 	}
 	var port int
 	for attempt := 1; ; attempt++ {
@@ -145,10 +146,10 @@ func (e *Env) start(ctx context.Context, binDir string, opts Options) error {
 		if err == nil {
 			break
 		}
-		if attempt == 3 || e.apiserver == nil || !e.apiserver.portInUse() {
+		if attempt == 3 || e.apiserver == nil || !portInUse(e.apiserver) {
 			return err
 		}
-		e.apiserver.stop(0)
+		e.apiserver.Stop(0)
 	}
 	e.Config = &rest.Config{
 		Host:            "https://" + hostPort(port),
@@ -172,7 +173,7 @@ func (e *Env) startEtcd(ctx context.Context, binDir string) error {
 	if err := os.RemoveAll(dataDir); err != nil {
 		return err
 	}
-	e.etcd, err = startProcess("etcd", filepath.Join(e.Dir, "etcd.log"), filepath.Join(binDir, "etcd"),
+	e.etcd, err = childproc.Start("etcd", filepath.Join(e.Dir, "etcd.log"), nil, filepath.Join(binDir, "etcd"),
 		"--name=kubetest",
 		"--data-dir="+dataDir,
 		"--listen-client-urls="+client, "--advertise-client-urls="+client,
@@ -216,7 +217,7 @@ func (e *Env) startAPIServer(ctx context.Context, binDir string, p *pki, port in
 	}
 	args = append(args, extra...)
 	var err error
-	e.apiserver, err = startProcess("kube-apiserver", filepath.Join(e.Dir, "kube-apiserver.log"), filepath.Join(binDir, "kube-apiserver"), args...)
+	e.apiserver, err = childproc.Start("kube-apiserver", filepath.Join(e.Dir, "kube-apiserver.log"), nil, append([]string{filepath.Join(binDir, "kube-apiserver")}, args...)...)
 	if err != nil {
 		return err
 	}
@@ -231,7 +232,7 @@ func (e *Env) startAPIServer(ctx context.Context, binDir string, p *pki, port in
 }
 
 // waitReady polls url until it answers 200, the process exits, or ctx ends.
-func waitReady(ctx context.Context, p *process, client *http.Client, url string, headers map[string]string) error {
+func waitReady(ctx context.Context, p *childproc.Process, client *http.Client, url string, headers map[string]string) error {
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	var last error
@@ -253,10 +254,10 @@ func waitReady(ctx context.Context, p *process, client *http.Client, url string,
 		}
 		last = err
 		select {
-		case <-p.exited:
-			return fmt.Errorf("%s %w before it was ready: %v", p.name, errExited, p.err)
+		case <-p.Exited():
+			return fmt.Errorf("%w before it was ready: %v", errExited, p.Running())
 		case <-ctx.Done():
-			return fmt.Errorf("%s not ready: %w (last: %v)", p.name, ctx.Err(), last)
+			return fmt.Errorf("%s not ready: %w (last: %v)", p.Name, ctx.Err(), last)
 		case <-tick.C:
 		}
 	}
@@ -266,10 +267,10 @@ func waitReady(ctx context.Context, p *process, client *http.Client, url string,
 // etcd goes first), and removes Dir. It is safe to call more than once.
 func (e *Env) Stop() error {
 	if e.apiserver != nil {
-		e.apiserver.stop(5 * time.Second)
+		e.apiserver.Stop(5 * time.Second)
 	}
 	if e.etcd != nil {
-		e.etcd.stop(5 * time.Second)
+		e.etcd.Stop(5 * time.Second)
 	}
 	if e.Dir == "" {
 		return nil
@@ -284,9 +285,9 @@ func (e *Env) Stop() error {
 // check cleanup).
 func (e *Env) PIDs() []int {
 	var pids []int
-	for _, p := range []*process{e.etcd, e.apiserver} {
+	for _, p := range []*childproc.Process{e.etcd, e.apiserver} {
 		if p != nil {
-			pids = append(pids, p.cmd.Process.Pid)
+			pids = append(pids, p.Cmd.Process.Pid)
 		}
 	}
 	return pids
@@ -294,9 +295,9 @@ func (e *Env) PIDs() []int {
 
 func (e *Env) tails() string {
 	var s string
-	for _, p := range []*process{e.etcd, e.apiserver} {
+	for _, p := range []*childproc.Process{e.etcd, e.apiserver} {
 		if p != nil {
-			s += fmt.Sprintf("\n--- last lines of %s ---\n%s", p.name, p.logTail(30))
+			s += fmt.Sprintf("\n--- last lines of %s ---\n%s", p.Name, p.Tail(30))
 		}
 	}
 	return s

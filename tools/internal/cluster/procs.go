@@ -19,19 +19,6 @@ func (c *Cluster) pidfile(name string) string { return c.path("run", name+".pid"
 
 func (c *Cluster) logPath(name string) string { return filepath.Join(c.LogDir(), name+".log") }
 
-// tailFile returns the last n lines of a file.
-func tailFile(path string, n int) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
 // startDaemon starts a detached component with its output in logs/<name>.log,
 // unless the one from its pidfile is still running.
 func (c *Cluster) startDaemon(name, path string, args ...string) error {

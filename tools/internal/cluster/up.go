@@ -14,6 +14,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/linkerd-go/linkerd-go/tools/internal/childproc"
 )
 
 // daemons in start order; Down stops them in the reverse tiers.
@@ -211,7 +213,7 @@ func (c *Cluster) waitFor(ctx context.Context, what string, timeout time.Duratio
 		}
 		for _, d := range needs {
 			if _, ok := c.running(d); !ok {
-				return fmt.Errorf("%s exited while waiting for %s; end of %s:\n%s", d, what, c.logPath(d), tailFile(c.logPath(d), 15))
+				return fmt.Errorf("%s exited while waiting for %s; end of %s:\n%s", d, what, c.logPath(d), childproc.TailFile(c.logPath(d), 15))
 			}
 		}
 		select {

@@ -1,7 +1,6 @@
 package kubebins
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/linkerd-go/linkerd-go/tools/internal/childproc"
 )
 
 // builder runs the go toolchain for one component at a time.
@@ -63,21 +64,9 @@ func (b *builder) run(ctx context.Context, name, dir string, env []string, args 
 	cmd.Stdout = f
 	cmd.Stderr = f
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("go %s: %w (log: %s)\n%s", args[0], err, logPath, tail(logPath, 30))
+		return fmt.Errorf("go %s: %w (log: %s)\n%s", args[0], err, logPath, childproc.TailFile(logPath, 30))
 	}
 	return nil
-}
-
-func tail(path string, n int) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	lines := bytes.Split(bytes.TrimRight(data, "\n"), []byte("\n"))
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return string(bytes.Join(lines, []byte("\n")))
 }
 
 // goInstall builds packages of one module version straight from the module

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"text/tabwriter"
 	"time"
+
+	"github.com/linkerd-go/linkerd-go/tools/internal/childproc"
 )
 
 var (
@@ -45,10 +47,10 @@ func BenchmarkMesh(b *testing.B) {
 		{"direct", fmt.Sprintf("http://%s:%d/", m.net.ip(bareHost), appPort), true},
 		{"mesh", fmt.Sprintf("http://%s:%d/", webClusterIP, webPort), false},
 	}
-	proxies := []*proc{m.clientProxy, m.serverProxy}
+	proxies := []*childproc.Process{m.clientProxy, m.serverProxy}
 	for _, p := range proxies {
-		if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p.cmd.Process.Pid)); err != nil || strings.TrimSpace(string(comm)) != "proxy" {
-			b.Fatalf("pid %d of %s is %q (%v), not the proxy", p.cmd.Process.Pid, p.name, comm, err)
+		if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p.Cmd.Process.Pid)); err != nil || strings.TrimSpace(string(comm)) != "proxy" {
+			b.Fatalf("pid %d of %s is %q (%v), not the proxy", p.Cmd.Process.Pid, p.Name, comm, err)
 		}
 	}
 	lat := map[string][]time.Duration{}
@@ -61,7 +63,7 @@ func BenchmarkMesh(b *testing.B) {
 		for _, c := range configs {
 			before := make([]procUsage, len(proxies))
 			for i, p := range proxies {
-				u, err := usage(p.cmd.Process.Pid)
+				u, err := usage(p.Cmd.Process.Pid)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -71,7 +73,7 @@ func BenchmarkMesh(b *testing.B) {
 			runApp(b, m.clientNS, c.asProxyUID, []string{helperEnv + "=load", urlEnv + "=" + c.url, rateArg}, &res)
 			if c.name == "mesh" {
 				for i, p := range proxies {
-					u, err := usage(p.cmd.Process.Pid)
+					u, err := usage(p.Cmd.Process.Pid)
 					if err != nil {
 						b.Fatal(err)
 					}
@@ -109,7 +111,7 @@ func BenchmarkMesh(b *testing.B) {
 	tw = tabwriter.NewWriter(&out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "proxy\tCPU during mesh runs\tCPU per 10k requests\tRSS now\tpeak RSS (VmHWM)\t")
 	for i, p := range proxies {
-		u, err := usage(p.cmd.Process.Pid)
+		u, err := usage(p.Cmd.Process.Pid)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -117,10 +119,10 @@ func BenchmarkMesh(b *testing.B) {
 		if n := sent["mesh"]; n > 0 {
 			per10k = cpu[i] * 10000 / time.Duration(n)
 		}
-		fmt.Fprintf(tw, "%s\t%.2fs\t%.3fs\t%.1f MiB\t%.1f MiB\t\n", p.name, cpu[i].Seconds(), per10k.Seconds(),
+		fmt.Fprintf(tw, "%s\t%.2fs\t%.3fs\t%.1f MiB\t%.1f MiB\t\n", p.Name, cpu[i].Seconds(), per10k.Seconds(),
 			float64(u.RSSKB)/1024, float64(u.HWMKB)/1024)
-		b.ReportMetric(float64(u.HWMKB)/1024, p.name+"-peak-RSS-MiB")
-		b.ReportMetric(per10k.Seconds(), p.name+"-CPU-s/10k-req")
+		b.ReportMetric(float64(u.HWMKB)/1024, p.Name+"-peak-RSS-MiB")
+		b.ReportMetric(per10k.Seconds(), p.Name+"-CPU-s/10k-req")
 	}
 	tw.Flush()
 	// Printed, not logged: the testing package cuts a benchmark's log to

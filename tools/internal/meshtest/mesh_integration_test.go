@@ -28,6 +28,8 @@ import (
 	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
 	"github.com/linkerd-go/linkerd-go/api/mesh"
 	"github.com/linkerd-go/linkerd-go/tools/kubetest"
+
+	"github.com/linkerd-go/linkerd-go/tools/internal/childproc"
 )
 
 const (
@@ -66,12 +68,12 @@ type meshEnv struct {
 	net  *network
 	kube kubernetes.Interface
 
-	identity, destination    *proc
-	clientProxy, serverProxy *proc
-	webApp, bareApp          *proc
+	identity, destination    *childproc.Process
+	clientProxy, serverProxy *childproc.Process
+	webApp, bareApp          *childproc.Process
 	clientNS, serverNS       string
 	bareNS                   string
-	procs                    []*proc
+	procs                    []*childproc.Process
 }
 
 // startMesh sets everything up and tears it down in t.Cleanup, pass or
@@ -163,7 +165,7 @@ func startMesh(t testing.TB) *meshEnv {
 
 	m.webApp = m.start(t, "web-app", []string{helperEnv + "=server"}, "ip", "netns", "exec", m.serverNS, bins.app)
 	m.bareApp = m.start(t, "bare-app", []string{helperEnv + "=server"}, "ip", "netns", "exec", m.bareNS, bins.app)
-	for _, p := range []*proc{m.webApp, m.bareApp} {
+	for _, p := range []*childproc.Process{m.webApp, m.bareApp} {
 		m.waitLog(t, p, "listening on")
 	}
 	return m
@@ -171,7 +173,7 @@ func startMesh(t testing.TB) *meshEnv {
 
 // start starts a process of the mesh (see startProc) and remembers it for
 // the failure report.
-func (m *meshEnv) start(t testing.TB, name string, env []string, argv ...string) *proc {
+func (m *meshEnv) start(t testing.TB, name string, env []string, argv ...string) *childproc.Process {
 	t.Helper()
 	p := startProc(t, m.dir, name, env, argv...)
 	m.procs = append(m.procs, p)
@@ -180,7 +182,7 @@ func (m *meshEnv) start(t testing.TB, name string, env []string, argv ...string)
 
 // startProxy runs the proxy in ns as uid 2102 with the environment the
 // injector gives a pod of ServiceAccount sa named pod.
-func (m *meshEnv) startProxy(t testing.TB, ctx context.Context, ns, sa, pod string, anchorsPEM []byte, host int) *proc {
+func (m *meshEnv) startProxy(t testing.TB, ctx context.Context, ns, sa, pod string, anchorsPEM []byte, host int) *childproc.Process {
 	t.Helper()
 	gw := m.net.gateway()
 	tokenFile := m.identityToken(t, ctx, appNS, sa)
@@ -211,7 +213,7 @@ func (m *meshEnv) startProxy(t testing.TB, ctx context.Context, ns, sa, pod stri
 }
 
 // waitReady polls url until it answers 200.
-func (m *meshEnv) waitReady(t testing.TB, p *proc, url string) {
+func (m *meshEnv) waitReady(t testing.TB, p *childproc.Process, url string) {
 	t.Helper()
 	client := &http.Client{Timeout: 2 * time.Second}
 	deadline := time.Now().Add(startup)
@@ -230,31 +232,31 @@ func (m *meshEnv) waitReady(t testing.TB, p *proc, url string) {
 		} else {
 			last = err.Error()
 		}
-		if err := p.running(); err != nil {
-			t.Fatalf("%v\n%s", err, p.tail(30))
+		if err := p.Running(); err != nil {
+			t.Fatalf("%v\n%s", err, p.Tail(30))
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s not ready after %v: %s", p.name, startup, last)
+			t.Fatalf("%s not ready after %v: %s", p.Name, startup, last)
 		}
 		<-tick.C // polling: readiness has no event to wait on
 	}
 }
 
 // waitLog waits until p's output holds s.
-func (m *meshEnv) waitLog(t testing.TB, p *proc, s string) {
+func (m *meshEnv) waitLog(t testing.TB, p *childproc.Process, s string) {
 	t.Helper()
 	deadline := time.Now().Add(startup)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if b, _ := os.ReadFile(p.logPath); strings.Contains(string(b), s) {
+		if b, _ := os.ReadFile(p.LogPath); strings.Contains(string(b), s) {
 			return
 		}
-		if err := p.running(); err != nil {
-			t.Fatalf("%v\n%s", err, p.tail(30))
+		if err := p.Running(); err != nil {
+			t.Fatalf("%v\n%s", err, p.Tail(30))
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s did not print %q after %v", p.name, s, startup)
+			t.Fatalf("%s did not print %q after %v", p.Name, s, startup)
 		}
 		<-tick.C // polling: a log file has no event to wait on
 	}
@@ -263,7 +265,7 @@ func (m *meshEnv) waitLog(t testing.TB, p *proc, s string) {
 // dumpLogs prints the tail of every process's output.
 func (m *meshEnv) dumpLogs(t testing.TB) {
 	for _, p := range m.procs {
-		t.Logf("--- %s (%s) ---\n%s", p.name, p.logPath, p.tail(40))
+		t.Logf("--- %s (%s) ---\n%s", p.Name, p.LogPath, p.Tail(40))
 	}
 }
 

@@ -13,89 +13,21 @@ import (
 	"syscall"
 	"testing"
 	"time"
-)
 
-// proc is a child process with its output in a log file.
-type proc struct {
-	name    string
-	cmd     *exec.Cmd
-	logPath string
-	exited  chan struct{} // closed once the process has been reaped
-	err     error         // exit status, valid after exited is closed
-}
+	"github.com/linkerd-go/linkerd-go/tools/internal/childproc"
+)
 
 // startProc starts argv with env added to the test's environment, its output
 // in dir/<name>.log. It is stopped in t.Cleanup (SIGTERM, then SIGKILL after
 // 10s), and killed with the test binary if that dies without cleaning up.
-func startProc(t testing.TB, dir, name string, env []string, argv ...string) *proc {
+func startProc(t testing.TB, dir, name string, env []string, argv ...string) *childproc.Process {
 	t.Helper()
-	logPath := filepath.Join(dir, name+".log")
-	f, err := os.Create(logPath)
+	p, err := childproc.Start(name, filepath.Join(dir, name+".log"), env, argv...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout = f
-	cmd.Stderr = f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		t.Fatalf("starting %s: %v", name, err)
-	}
-	p := &proc{name: name, cmd: cmd, logPath: logPath, exited: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		f.Close()
-		close(p.exited)
-	}()
-	t.Cleanup(func() { p.stop(10 * time.Second) })
+	t.Cleanup(func() { p.Stop(10 * time.Second) })
 	return p
-}
-
-// stop asks the process to exit and kills it after grace.
-func (p *proc) stop(grace time.Duration) {
-	select {
-	case <-p.exited:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	timer := time.NewTimer(grace)
-	defer timer.Stop()
-	select {
-	case <-p.exited:
-	case <-timer.C:
-		_ = p.cmd.Process.Kill()
-		<-p.exited
-	}
-}
-
-// running reports an error if the process has exited.
-func (p *proc) running() error {
-	select {
-	case <-p.exited:
-		return fmt.Errorf("%s exited: %v", p.name, p.err)
-	default:
-		return nil
-	}
-}
-
-// tail returns the last n lines of the process's output.
-func (p *proc) tail(n int) string {
-	return tailFile(p.logPath, n)
-}
-
-func tailFile(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // run runs argv to completion and returns its combined output.
