@@ -75,8 +75,8 @@ type Proxy struct {
 	plain2 *http.Transport // plaintext HTTP/2 (h2c)
 	mesh   sync.Map        // meshKey → *http.Transport
 
-	mu    sync.Mutex
-	dests map[string]*dest
+	mu    sync.RWMutex // read-locked on every request, write-locked to add or evict
+	dests map[netip.AddrPort]*dest
 
 	conns forward.Conns
 }
@@ -91,7 +91,7 @@ func New(cfg Config, store *meshtls.Store, resolve Resolver, m *metrics.Metrics,
 	if cfg.OrigDst == nil {
 		cfg.OrigDst = origdst.Get
 	}
-	p := &Proxy{cfg: cfg, store: store, resolve: resolve, m: m, log: log, dests: map[string]*dest{}}
+	p := &Proxy{cfg: cfg, store: store, resolve: resolve, m: m, log: log, dests: map[netip.AddrPort]*dest{}}
 	p.dialer = net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second}
 	var p1, p2 http.Protocols
 	p1.SetHTTP1(true)
@@ -224,14 +224,24 @@ type dest struct {
 }
 
 func (p *Proxy) dest(dst netip.AddrPort) *dest {
-	key := dst.String()
+	// The common case, a known destination, takes only the read lock. The
+	// janitor evicts under the write lock and spares anything used since
+	// its last pass, so a destination returned here stays valid.
+	p.mu.RLock()
+	d := p.dests[dst]
+	if d != nil {
+		d.lastUsed.Store(time.Now().UnixNano())
+	}
+	p.mu.RUnlock()
+	if d != nil {
+		return d
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	d := p.dests[key]
-	if d == nil {
-		d = &dest{addr: dst, watch: p.resolve(key), bal: balance.New[discovery.Endpoint]()}
+	if d = p.dests[dst]; d == nil {
+		d = &dest{addr: dst, watch: p.resolve(dst.String()), bal: balance.New[discovery.Endpoint]()}
 		d.refreshLocked()
-		p.dests[key] = d
+		p.dests[dst] = d
 	}
 	d.lastUsed.Store(time.Now().UnixNano())
 	return d
