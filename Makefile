@@ -97,6 +97,22 @@ cluster-up: k8s-bins ## Bring up the single-node dev cluster (idempotent). Needs
 cluster-down: ## Tear the dev cluster down, removing everything it created on the host.
 	@$(DEV) cluster down
 
+# Images and charts (deploy/). Image tarballs are build outputs, written to out/.
+IMAGES_DIR ?= $(ROOT)/out/images
+
+.PHONY: images
+images: ## Build one reproducible OCI image tarball per component (linux/amd64 and linux/arm64) into out/images.
+	@$(DEV) images --out $(IMAGES_DIR)
+
+.PHONY: charts-lint
+charts-lint: k8s-bins ## helm lint every chart with each value set, and check that values.schema.json refuses bad values.
+	@$(ROOT)/deploy/scripts/charts-lint.sh "$$($(DEV) k8s-bins --print-dir)/helm"
+
+# Benchmarks (tier 4): reports, not pass/fail. See ../shared/TESTING.md.
+.PHONY: bench-proxy
+bench-proxy: k8s-bins ## Data-plane benchmark: direct vs our proxy pair vs an nginx pair; report into tools/bench/results/. Needs root.
+	@cd $(ROOT)/tools && GOWORK=off go run ./cmd/bench proxy --out $(ROOT)/tools/bench/results
+
 .PHONY: lint
 lint: lint-go lint-proto ## All linters.
 
