@@ -81,9 +81,9 @@ test-integration: k8s-bins ## Tier 2: every module's tests against real parts (k
 	done
 
 .PHONY: test-e2e
-test-e2e: k8s-bins ## Tier 3: tests on the real single-node cluster (brought up and torn down by the tests). Needs root.
+test-e2e: k8s-bins ## Tier 3: tests on the real single-node cluster (brought up and torn down by each package, one package at a time). Needs root.
 	@echo "test-e2e: tools"
-	@cd $(ROOT)/tools && GOWORK=off go test -count=1 -tags e2e -timeout 30m ./...
+	@cd $(ROOT)/tools && GOWORK=off go test -count=1 -p 1 -tags e2e -timeout 45m ./...
 
 .PHONY: k8s-bins
 k8s-bins: ## Build (or find in the cache) the pinned Kubernetes, containerd, CNI, helm and crane binaries.
