@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/linkerd-go/linkerd-go/tools/internal/childproc"
+	"github.com/linkerd-go/linkerd-go/tools/internal/meshlab"
 )
 
 var (
@@ -44,10 +45,10 @@ func BenchmarkMesh(b *testing.B) {
 		url        string
 		asProxyUID bool
 	}{
-		{"direct", fmt.Sprintf("http://%s:%d/", m.net.ip(bareHost), appPort), true},
-		{"mesh", fmt.Sprintf("http://%s:%d/", webClusterIP, webPort), false},
+		{"direct", fmt.Sprintf("http://%s:%d/", m.Net.IP(meshlab.BareHost), meshlab.AppPort), true},
+		{"mesh", fmt.Sprintf("http://%s:%d/", meshlab.WebClusterIP, meshlab.WebPort), false},
 	}
-	proxies := []*childproc.Process{m.clientProxy, m.serverProxy}
+	proxies := []*childproc.Process{m.ClientProxy, m.ServerProxy}
 	for _, p := range proxies {
 		if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p.Cmd.Process.Pid)); err != nil || strings.TrimSpace(string(comm)) != "proxy" {
 			b.Fatalf("pid %d of %s is %q (%v), not the proxy", p.Cmd.Process.Pid, p.Name, comm, err)
@@ -61,19 +62,19 @@ func BenchmarkMesh(b *testing.B) {
 	for b.Loop() {
 		round := []string{}
 		for _, c := range configs {
-			before := make([]procUsage, len(proxies))
+			before := make([]meshlab.Usage, len(proxies))
 			for i, p := range proxies {
-				u, err := usage(p.Cmd.Process.Pid)
+				u, err := meshlab.ReadUsage(p.Cmd.Process.Pid)
 				if err != nil {
 					b.Fatal(err)
 				}
 				before[i] = u
 			}
 			var res loadResult
-			runApp(b, m.clientNS, c.asProxyUID, []string{helperEnv + "=load", urlEnv + "=" + c.url, rateArg}, &res)
+			runApp(b, m.ClientNS, c.asProxyUID, []string{helperEnv + "=load", urlEnv + "=" + c.url, rateArg}, &res)
 			if c.name == "mesh" {
 				for i, p := range proxies {
-					u, err := usage(p.Cmd.Process.Pid)
+					u, err := meshlab.ReadUsage(p.Cmd.Process.Pid)
 					if err != nil {
 						b.Fatal(err)
 					}
@@ -111,7 +112,7 @@ func BenchmarkMesh(b *testing.B) {
 	tw = tabwriter.NewWriter(&out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "proxy\tCPU during mesh runs\tCPU per 10k requests\tRSS now\tpeak RSS (VmHWM)\t")
 	for i, p := range proxies {
-		u, err := usage(p.Cmd.Process.Pid)
+		u, err := meshlab.ReadUsage(p.Cmd.Process.Pid)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/linkerd-go/linkerd-go/api/mesh"
+	"github.com/linkerd-go/linkerd-go/tools/internal/meshlab"
 )
 
 // runApp runs a helper app in ns to completion (as root, or as the proxy's
@@ -22,8 +23,7 @@ func runApp(t testing.TB, ns string, asProxyUID bool, env []string, out any) {
 	t.Helper()
 	argv := []string{"netns", "exec", ns}
 	if asProxyUID {
-		uid := strconv.Itoa(mesh.DefaultProxyUID)
-		argv = append(argv, "setpriv", "--reuid", uid, "--regid", uid, "--clear-groups", "--pdeathsig", "KILL", "--")
+		argv = append(argv, meshlab.AsProxyUID()...)
 	}
 	argv = append(argv, bins.app)
 	cmd := exec.Command("ip", argv...)
@@ -47,41 +47,41 @@ func runApp(t testing.TB, ns string, asProxyUID bool, env []string, out any) {
 // client's identity.
 func TestMeshedTraffic(t *testing.T) {
 	m := startMesh(t)
-	clientID := identityName("client", appNS)
-	webID := identityName("web", appNS)
+	clientID := meshlab.IdentityName("client", meshlab.AppNS)
+	webID := meshlab.IdentityName("web", meshlab.AppNS)
 
 	var res clientResult
-	runApp(t, m.clientNS, false, []string{
+	runApp(t, m.ClientNS, false, []string{
 		helperEnv + "=client",
-		urlEnv + "=" + fmt.Sprintf("http://%s:%d/", webClusterIP, webPort),
-		argEnv + "=" + strconv.Itoa(len(webHosts)),
+		urlEnv + "=" + fmt.Sprintf("http://%s:%d/", meshlab.WebClusterIP, meshlab.WebPort),
+		argEnv + "=" + strconv.Itoa(len(meshlab.WebHosts)),
 	}, &res)
 	t.Logf("client: %+v", res)
 	if len(res.Errors) > 0 || res.Statuses[200] != res.Requests || res.BodySizes[responseSize] != res.Requests {
 		t.Errorf("not every request got 200 with %d bytes: %+v", responseSize, res)
 	}
-	for _, h := range webHosts {
-		if res.ServedBy[m.net.ip(h)] == 0 {
-			t.Errorf("replica %s served no request: %v", m.net.ip(h), res.ServedBy)
+	for _, h := range meshlab.WebHosts {
+		if res.ServedBy[m.Net.IP(h)] == 0 {
+			t.Errorf("replica %s served no request: %v", m.Net.IP(h), res.ServedBy)
 		}
 	}
-	if len(res.ServedBy) != len(webHosts) {
-		t.Errorf("served by %v, want exactly the %d replicas", res.ServedBy, len(webHosts))
+	if len(res.ServedBy) != len(meshlab.WebHosts) {
+		t.Errorf("served by %v, want exactly the %d replicas", res.ServedBy, len(meshlab.WebHosts))
 	}
 	if len(res.ClientIDs) != 1 || res.ClientIDs[clientID] != res.Requests {
 		t.Errorf("l5d-client-id seen by the app: %v, want %q on every request", res.ClientIDs, clientID)
 	}
 
-	client, err := scrape(fmt.Sprintf("http://%s:%d/metrics", m.net.ip(clientHost), mesh.AdminPort))
+	client, err := scrape(fmt.Sprintf("http://%s:%d/metrics", m.Net.IP(meshlab.ClientHost), mesh.AdminPort))
 	if err != nil {
 		t.Fatal(err)
 	}
-	server, err := scrape(fmt.Sprintf("http://%s:%d/metrics", m.net.ip(webHosts[0]), mesh.AdminPort))
+	server, err := scrape(fmt.Sprintf("http://%s:%d/metrics", m.Net.IP(meshlab.WebHosts[0]), mesh.AdminPort))
 	if err != nil {
 		t.Fatal(err)
 	}
 	n := float64(res.Requests)
-	out := map[string]string{"direction": "outbound", "tls": "true", "server_id": webID, "dst_namespace": appNS, "dst_service": "web"}
+	out := map[string]string{"direction": "outbound", "tls": "true", "server_id": webID, "dst_namespace": meshlab.AppNS, "dst_service": "web"}
 	in := map[string]string{"direction": "inbound", "tls": "true", "client_id": clientID}
 	for _, c := range []struct {
 		side    string
@@ -99,7 +99,7 @@ func TestMeshedTraffic(t *testing.T) {
 		}
 	}
 	// The client's proxy saw each of web's pods.
-	for i := range webHosts {
+	for i := range meshlab.WebHosts {
 		pod := fmt.Sprintf("web-%d", i)
 		if got, _ := sum(client, "request_total", with(out, "dst_pod", pod)); got == 0 {
 			t.Errorf("client proxy: no request_total for dst_pod=%s:\n%s", pod, named(client, "request_total"))

@@ -1,6 +1,4 @@
-//go:build integration
-
-package meshtest
+package meshlab
 
 import (
 	"crypto/ecdsa"
@@ -12,54 +10,64 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
-	"testing"
 	"time"
 )
 
-// writePKI writes a trust anchor and an issuer signed by it, as the
+// PKI is the mesh's trust anchor and issuer, written as the
 // linkerd-identity-issuer Secret (scheme linkerd.io/tls: crt.pem, key.pem)
-// and the trust-roots ConfigMap (ca-bundle.crt) would be mounted. It returns
-// the issuer folder, the anchors file and the anchors PEM.
-func writePKI(t testing.TB, dir string) (issuerDir, anchorsFile string, anchorsPEM []byte) {
-	t.Helper()
-	rootDER, rootCert, rootKey := newCA(t, "root.linkerd.cluster.local", nil, nil)
-	issuerDER, _, issuerKey := newCA(t, "identity.linkerd.cluster.local", rootCert, rootKey)
+// and the trust-roots ConfigMap (ca-bundle.crt) would be mounted.
+type PKI struct {
+	IssuerDir   string
+	AnchorsFile string
+	AnchorsPEM  []byte
+}
+
+// WritePKI writes a P-256 trust anchor and an issuer signed by it under dir.
+func WritePKI(dir string) (PKI, error) {
+	var p PKI
+	rootDER, rootCert, rootKey, err := newCA("root.linkerd.cluster.local", nil, nil)
+	if err != nil {
+		return p, err
+	}
+	issuerDER, _, issuerKey, err := newCA("identity.linkerd.cluster.local", rootCert, rootKey)
+	if err != nil {
+		return p, err
+	}
 	keyDER, err := x509.MarshalECPrivateKey(issuerKey)
 	if err != nil {
-		t.Fatal(err)
+		return p, err
 	}
-	issuerDir = filepath.Join(dir, "issuer")
+	p.IssuerDir = filepath.Join(dir, "issuer")
 	rootsDir := filepath.Join(dir, "trust-roots")
-	for _, d := range []string{issuerDir, rootsDir} {
+	for _, d := range []string{p.IssuerDir, rootsDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
+			return p, err
 		}
 	}
-	anchorsPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: rootDER})
-	anchorsFile = filepath.Join(rootsDir, "ca-bundle.crt")
+	p.AnchorsPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: rootDER})
+	p.AnchorsFile = filepath.Join(rootsDir, "ca-bundle.crt")
 	for name, data := range map[string][]byte{
-		filepath.Join(issuerDir, "crt.pem"): pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: issuerDER}),
-		filepath.Join(issuerDir, "key.pem"): pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
-		anchorsFile:                         anchorsPEM,
+		filepath.Join(p.IssuerDir, "crt.pem"): pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: issuerDER}),
+		filepath.Join(p.IssuerDir, "key.pem"): pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
+		p.AnchorsFile:                         p.AnchorsPEM,
 	} {
 		if err := os.WriteFile(name, data, 0o600); err != nil {
-			t.Fatal(err)
+			return p, err
 		}
 	}
-	return issuerDir, anchorsFile, anchorsPEM
+	return p, nil
 }
 
 // newCA makes a P-256 CA certificate valid for two days, signed by parent
 // (self-signed when parent is nil). Only the anchor may sign other CAs.
-func newCA(t testing.TB, cn string, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) ([]byte, *x509.Certificate, *ecdsa.PrivateKey) {
-	t.Helper()
+func newCA(cn string, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) ([]byte, *x509.Certificate, *ecdsa.PrivateKey, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, nil, err
 	}
 	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, nil, err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
@@ -76,11 +84,11 @@ func newCA(t testing.TB, cn string, parent *x509.Certificate, parentKey *ecdsa.P
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, nil, err
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, nil, err
 	}
-	return der, cert, key
+	return der, cert, key, nil
 }

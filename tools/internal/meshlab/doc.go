@@ -1,0 +1,13 @@
+// Package meshlab runs the mesh for real on one machine, without a kubelet:
+// a real etcd and kube-apiserver (tools/kubetest), the identity and
+// destination binaries built from this checkout, and pod-like network
+// namespaces on a bridge, each meshed one programmed by the proxy-init
+// binary and running the proxy binary beside an application that knows
+// nothing about the mesh. The mesh tests (internal/meshtest) and the
+// data-plane benchmark (internal/bench) are built on it. It needs root.
+//
+// Everything it creates is registered on a cleanup stack and removed in
+// reverse order by Close, also when Start fails half-way: processes by PID,
+// then network namespaces, veths and the bridge by name, then temporary
+// folders.
+package meshlab
