@@ -1,0 +1,194 @@
+{{/*
+destination: service discovery and profiles (destination/README.md).
+Each template takes the linkerd-control-plane chart's root context; this
+component's values are its `destination` section.
+*/}}
+
+{{- define "destination.manifests" -}}
+{{- $v := .Values -}}
+{{- $ns := .Release.Namespace -}}
+{{- $c := dict "root" . "component" "destination" "section" $v.destination "name" "linkerd-destination" -}}
+{{- /*
+Ports. Proxies reach the gRPC port 8086 with TLS that destination terminates
+itself, with server name linkerd-destination.<ns>.serviceaccount.identity.<ns>.<trust-domain>,
+which is also this pod's own proxy identity: 8086 bypasses the local proxy
+(inbound skip, announced by config.linkerd.io/skip-inbound-ports), or the
+proxy would take those connections as its own. Outbound, destination talks
+to the Kubernetes API (informers) and to identity's gRPC port 8080 for its
+own certificate, over TLS it checks itself against identity's name: both
+skip the proxy, so that destination never depends on its own proxy, which in
+turn needs destination for discovery.
+*/ -}}
+{{- $skipIn := "8086" -}}
+{{- $skipOut := include "partials.joinLists" (list $v.proxyInit.ignoreOutboundPorts $v.proxyInit.kubeAPIServerPorts "8080") -}}
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: linkerd-destination
+  namespace: {{ $ns }}
+  labels:
+    {{- include "partials.labels" $c | nindent 4 }}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: linkerd-dst
+  namespace: {{ $ns }}
+  labels:
+    {{- include "partials.labels" $c | nindent 4 }}
+spec:
+  type: ClusterIP
+  selector:
+    {{- include "partials.selectorLabels" $c | nindent 4 }}
+  ports:
+  - name: grpc
+    port: 8086
+    targetPort: 8086
+---
+# Proxies dial destination through this one: every replica's address.
+apiVersion: v1
+kind: Service
+metadata:
+  name: linkerd-dst-headless
+  namespace: {{ $ns }}
+  labels:
+    {{- include "partials.labels" $c | nindent 4 }}
+spec:
+  clusterIP: None
+  selector:
+    {{- include "partials.selectorLabels" $c | nindent 4 }}
+  ports:
+  - name: grpc
+    port: 8086
+    targetPort: 8086
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: linkerd-destination
+  namespace: {{ $ns }}
+  labels:
+    {{- include "partials.labels" $c | nindent 4 }}
+spec:
+  {{- include "partials.deployment-spec-common" $c | nindent 2 }}
+  template:
+    metadata:
+      annotations:
+        {{- include "partials.proxy-pod-annotations" (dict "root" . "skipInboundPorts" $skipIn "skipOutboundPorts" $skipOut) | nindent 8 }}
+        {{- with $v.podAnnotations }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+      labels:
+        {{- include "partials.selectorLabels" $c | nindent 8 }}
+        {{- include "partials.proxy-pod-labels" (dict "root" . "deployment" "linkerd-destination") | nindent 8 }}
+        {{- with $v.podLabels }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+    spec:
+      serviceAccountName: linkerd-destination
+      {{- include "partials.pod-scheduling" $c | trim | nindent 6 }}
+      initContainers:
+      - {{ include "partials.proxy-init" (dict "root" . "ignoreInboundPorts" $skipIn "ignoreOutboundPorts" "8080") | indent 8 | trim }}
+      {{- if $v.proxy.nativeSidecar }}
+      - {{ include "partials.proxy" (dict "root" . "sa" "linkerd-destination" "inboundPorts" "8086,9996") | indent 8 | trim }}
+      {{- end }}
+      containers:
+      {{- if not $v.proxy.nativeSidecar }}
+      - {{ include "partials.proxy" (dict "root" . "sa" "linkerd-destination" "inboundPorts" "8086,9996") | indent 8 | trim }}
+      {{- end }}
+      - name: destination
+        image: {{ include "partials.image" (dict "root" . "image" $v.destination.image) }}
+        imagePullPolicy: {{ include "partials.pullPolicy" (dict "root" . "image" $v.destination.image) }}
+        args:
+        - --grpc-addr=:8086
+        - --admin-addr=:9996
+        - --cluster-domain={{ $v.clusterDomain }}
+        - --controller-namespace={{ $ns }}
+        - --identity-trust-domain={{ include "partials.trustDomain" . }}
+        - --default-opaque-ports={{ $v.proxy.opaquePorts }}
+        - --enable-h2-upgrade={{ $v.enableH2Upgrade }}
+        - --identity-service-account=linkerd-destination
+        - --identity-addr={{ include "partials.serviceAddr" (dict "root" . "name" "linkerd-identity-headless" "port" 8080) }}
+        - --identity-server-name={{ include "partials.identityName" (dict "root" . "sa" "linkerd-identity") }}
+        - --identity-trust-anchors-file=/var/run/linkerd/identity/trust-roots/ca-bundle.crt
+        - --identity-token-file=/var/run/secrets/tokens/linkerd-identity-token
+        {{- /* destination's levels are info, debug and trace; it always logs errors. */}}
+        {{- include "partials.logArgs" (merge (dict "levelMap" (dict "warn" "info" "error" "info")) $c) | nindent 8 }}
+        ports:
+        - name: grpc
+          containerPort: 8086
+          protocol: TCP
+        - name: admin-http
+          containerPort: 9996
+          protocol: TCP
+        livenessProbe:
+          httpGet:
+            path: /live
+            port: 9996
+          initialDelaySeconds: 10
+        readinessProbe:
+          httpGet:
+            path: /ready
+            port: 9996
+          periodSeconds: 2
+        resources:
+          {{- include "partials.resources" $v.destination.resources | nindent 10 }}
+        securityContext:
+          {{- include "partials.componentSecurityContext" . | nindent 10 }}
+        terminationMessagePolicy: FallbackToLogsOnError
+        volumeMounts:
+        - name: trust-roots
+          mountPath: /var/run/linkerd/identity/trust-roots
+          readOnly: true
+        # The projected token (audience identity.l5d.io) the proxy also uses:
+        # destination gets its own certificate from identity with it.
+        - name: linkerd-identity-token
+          mountPath: /var/run/secrets/tokens
+          readOnly: true
+      volumes:
+      - name: trust-roots
+        configMap:
+          name: linkerd-identity-trust-roots
+      {{- include "partials.proxy-volumes" . | nindent 6 }}
+{{- include "partials.pdb" $c }}
+{{- end -}}
+
+{{/* destination's RBAC (destination/README.md): it only reads, through informers. */}}
+{{- define "destination.rbac" -}}
+{{- $ns := .Release.Namespace -}}
+{{- $c := dict "root" . "component" "destination" -}}
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: linkerd-{{ $ns }}-destination
+  labels:
+    {{- include "partials.labels" $c | nindent 4 }}
+rules:
+- apiGroups: [""]
+  resources: [services, pods, namespaces]
+  verbs: [list, watch]
+- apiGroups: [discovery.k8s.io]
+  resources: [endpointslices]
+  verbs: [list, watch]
+- apiGroups: [apps]
+  resources: [replicasets]
+  verbs: [list, watch]
+- apiGroups: [linkerd.io]
+  resources: [serviceprofiles]
+  verbs: [list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: linkerd-{{ $ns }}-destination
+  labels:
+    {{- include "partials.labels" $c | nindent 4 }}
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: linkerd-{{ $ns }}-destination
+subjects:
+- kind: ServiceAccount
+  name: linkerd-destination
+  namespace: {{ $ns }}
+{{- end -}}
