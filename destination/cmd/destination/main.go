@@ -21,6 +21,9 @@ import (
 	"github.com/linkerd-go/linkerd-go/destination/internal/app"
 )
 
+// version is set at link time (-ldflags "-X main.version=…").
+var version = "dev"
+
 func main() {
 	os.Exit(run())
 }
@@ -36,6 +39,7 @@ func run() int {
 	}
 	log := app.NewLogger(cfg, os.Stderr)
 	klog.SetLogger(log.WithName("client-go"))
+	log.Info("starting", "version", version)
 
 	var rc *rest.Config
 	if cfg.Kubeconfig != "" {

@@ -19,6 +19,9 @@ import (
 	"github.com/linkerd-go/linkerd-go/identity/internal/app"
 )
 
+// version is set at link time (-ldflags "-X main.version=…").
+var version = "dev"
+
 func main() {
 	os.Exit(run())
 }
@@ -41,6 +44,7 @@ func run() int {
 		return 2
 	}
 	klog.SetLogger(log.WithName("client-go"))
+	log.Info("starting", "version", version)
 
 	restCfg, err := clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
 	if err != nil {

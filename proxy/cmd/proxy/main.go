@@ -18,6 +18,9 @@ import (
 	"github.com/linkerd-go/linkerd-go/proxy/internal/config"
 )
 
+// version is set at link time (-ldflags "-X main.version=…").
+var version = "dev"
+
 func main() {
 	if len(os.Args) > 1 {
 		switch os.Args[1] {
@@ -37,7 +40,9 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	if err := app.Run(ctx, cfg, newLogger(cfg.LogLevel, cfg.LogFormat)); err != nil {
+	log := newLogger(cfg.LogLevel, cfg.LogFormat)
+	log.Info("starting", "version", version)
+	if err := app.Run(ctx, cfg, log); err != nil {
 		fmt.Fprintf(os.Stderr, "proxy: %v\n", err)
 		os.Exit(1)
 	}

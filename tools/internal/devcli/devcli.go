@@ -23,6 +23,7 @@ var program = subcmd.Program{
 	Commands: map[string]subcmd.Command{
 		"k8s-bins": {Summary: "Build (or find in the cache) the pinned Kubernetes, runtime, CNI, helm and crane binaries", Run: runK8sBins},
 		"cluster":  {Summary: "Run the single-node dev cluster: up, down, status, kubeconfig, load", Run: runCluster},
+		"images":   {Summary: "Build the component images (OCI layout tarballs, multi-platform); push them to a registry", Run: runImages},
 	},
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // File is one file of the image's single layer.
@@ -47,6 +48,10 @@ type Spec struct {
 	Env    []string
 	Labels map[string]string
 	Files  []File
+	// OCI selects OCI media types for the manifest, config and layer
+	// instead of Docker's. Images that go into an OCI image index (see
+	// Index and WriteLayoutTarball) use them.
+	OCI bool
 }
 
 // Build returns the image described by spec.
@@ -55,13 +60,19 @@ func Build(spec Spec) (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
+	var layerOpts []tarball.LayerOption
+	base := empty.Image
+	if spec.OCI {
+		layerOpts = append(layerOpts, tarball.WithMediaType(types.OCILayer))
+		base = mutate.ConfigMediaType(mutate.MediaType(base, types.OCIManifestSchema1), types.OCIConfigJSON)
+	}
 	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(layerTar)), nil
-	})
+	}, layerOpts...)
 	if err != nil {
 		return nil, err
 	}
-	img, err := mutate.AppendLayers(empty.Image, l)
+	img, err := mutate.AppendLayers(base, l)
 	if err != nil {
 		return nil, err
 	}
