@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -512,7 +513,10 @@ func TestAgainstAPIServer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	kube := kubernetes.NewForConfigOrDie(env.Config)
-	dyn := dynamic.NewForConfigOrDie(env.Config)
+	warned := &warnings{}
+	cfg := rest.CopyConfig(env.Config)
+	cfg.WarningHandler = warned
+	dyn := dynamic.NewForConfigOrDie(cfg)
 	if _, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -542,6 +546,33 @@ func TestAgainstAPIServer(t *testing.T) {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("%s: error %q does not mention %q", c.name, err, w)
 				}
+			}
+		}
+	})
+
+	t.Run("deprecated versions warn", func(t *testing.T) {
+		for _, c := range []struct{ manifest, want string }{{`
+apiVersion: policy.linkerd.io/v1alpha1
+kind: Server
+metadata: {name: old-server}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  port: 80
+`, "policy.linkerd.io/v1alpha1 Server is deprecated; use policy.linkerd.io/v1beta3 Server"}, {`
+apiVersion: policy.linkerd.io/v1alpha1
+kind: ServerAuthorization
+metadata: {name: old-authz}
+spec:
+  server: {name: old-server}
+  client: {unauthenticated: true}
+`, "policy.linkerd.io/v1alpha1 ServerAuthorization is deprecated; use policy.linkerd.io/v1beta1 ServerAuthorization"}} {
+			warned.reset()
+			obj := object(t, c.manifest)
+			if _, err := dyn.Resource(resourceOf(t, obj)).Namespace(ns).Create(ctx, obj, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if got := warned.get(); !slices.Contains(got, c.want) {
+				t.Errorf("create %s %s: warnings %q, want %q", obj.GetAPIVersion(), obj.GetKind(), got, c.want)
 			}
 		}
 	})
@@ -670,6 +701,30 @@ spec:
 			}
 		}
 	})
+}
+
+// warnings records the API server's warnings (deprecated versions).
+type warnings struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (w *warnings) HandleWarningHeader(_ int, _ string, text string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.msgs = append(w.msgs, text)
+}
+
+func (w *warnings) reset() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.msgs = nil
+}
+
+func (w *warnings) get() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.msgs)
 }
 
 // getTable asks for a list the way kubectl get does: as a server-side Table.

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
 
 	"github.com/linkerd-go/linkerd-go/tools/kubetest"
 )
@@ -225,25 +226,17 @@ func TestCRDFacts(t *testing.T) {
 	}
 }
 
-func columnNames(version map[string]any) []string {
-	var out []string
-	cols, _, _ := unstructured.NestedSlice(version, "additionalPrinterColumns")
-	for _, c := range cols {
-		if m, ok := c.(map[string]any); ok {
-			name, _ := m["name"].(string)
-			out = append(out, name)
-		}
-	}
-	return out
-}
+// columnNames and columnPaths list a version's printer columns.
+func columnNames(version map[string]any) []string { return columnField(version, "name") }
+func columnPaths(version map[string]any) []string { return columnField(version, "jsonPath") }
 
-func columnPaths(version map[string]any) []string {
+func columnField(version map[string]any, field string) []string {
 	var out []string
 	cols, _, _ := unstructured.NestedSlice(version, "additionalPrinterColumns")
 	for _, c := range cols {
 		if m, ok := c.(map[string]any); ok {
-			path, _ := m["jsonPath"].(string)
-			out = append(out, path)
+			v, _ := m[field].(string)
+			out = append(out, v)
 		}
 	}
 	return out
@@ -457,25 +450,36 @@ func TestServedVersionsCompatible(t *testing.T) {
 				storage = schemaOf(v)
 			}
 		}
-		storageFields := map[string]string{}
-		collectFields(storage, "", storageFields)
 		for _, v := range versionsOf(crd) {
 			if v["storage"] == true {
 				continue
 			}
-			fields := map[string]string{}
-			collectFields(schemaOf(v), "", fields)
-			for path, typ := range fields {
-				st, ok := storageFields[path]
-				switch {
-				case !ok:
-					t.Errorf("%s %v: field %s is not in the storage version", name, v["name"], path)
-				case st != typ:
-					t.Errorf("%s %v: field %s is a %s, but a %s in the storage version", name, v["name"], path, typ, st)
-				}
+			for _, e := range incompatibilities(schemaOf(v), storage) {
+				t.Errorf("%s %v: %s", name, v["name"], e)
 			}
 		}
 	}
+}
+
+// incompatibilities lists the fields of older that storage lacks or types
+// differently.
+func incompatibilities(older, storage map[string]any) []string {
+	storageFields := map[string]string{}
+	collectFields(storage, "", storageFields)
+	fields := map[string]string{}
+	collectFields(older, "", fields)
+	var out []string
+	for path, typ := range fields {
+		st, ok := storageFields[path]
+		switch {
+		case !ok:
+			out = append(out, fmt.Sprintf("field %s is not in the storage version", path))
+		case st != typ:
+			out = append(out, fmt.Sprintf("field %s is a %s, but a %s in the storage version", path, typ, st))
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // collectFields maps every field path of a schema to its type.
@@ -493,5 +497,62 @@ func collectFields(node map[string]any, path string, out map[string]string) {
 	}
 	if ap := asMap(node["additionalProperties"]); ap != nil {
 		collectFields(ap, path+"{}", out)
+	}
+}
+
+// TestCheckersCatchMistakes proves the checks above on schemas that are
+// wrong on purpose, so a passing chart means something.
+func TestCheckersCatchMistakes(t *testing.T) {
+	parse := func(s string) map[string]any {
+		t.Helper()
+		var m map[string]any
+		if err := yaml.Unmarshal([]byte(s), &m); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	for _, c := range []struct{ schema, want string }{
+		{`{type: object, properties: {spec: {properties: {a: {type: string}}}}}`, "openAPIV3Schema.properties.spec: no type"},
+		{`{type: object, properties: {a: {type: array}}}`, "array without a single items schema"},
+		{`{type: object, properties: {a: {type: string, properties: {b: {type: string}}}}}`, `properties on a "string"`},
+		{`{type: object, properties: {a: {type: string, maxlength: 3}}}`, `unknown or forbidden keyword "maxlength"`},
+		{`{type: object, required: [b], properties: {a: {type: string}}}`, `required field "b" is not a property`},
+		{`{type: object, properties: {a: {type: string}}, oneOf: [{type: object}]}`, `"type" inside a junctor`},
+		{`{type: object, properties: {a: {type: string}}, anyOf: [{properties: {b: {}}}]}`, `property "b" is not declared outside the junctor`},
+		{`{type: object, properties: {metadata: {type: object, properties: {labels: {type: object}}}}}`, `only name and generateName may be constrained, not "labels"`},
+		{`{type: object, properties: {port: {x-kubernetes-int-or-string: true, anyOf: [{type: integer, minimum: 1}, {type: string}]}}}`, "x-kubernetes-int-or-string allows only anyOf"},
+		{`{type: object, properties: {a: {type: object, properties: {b: {type: string}}, additionalProperties: {type: string}}}}`, "both properties and additionalProperties"},
+		{`{type: string}`, "the root must be an object"},
+	} {
+		var errs []string
+		checkStructural(parse(c.schema), "openAPIV3Schema", true, &errs)
+		if !slices.ContainsFunc(errs, func(e string) bool { return strings.Contains(e, c.want) }) {
+			t.Errorf("%s: errors %q, want one with %q", c.schema, errs, c.want)
+		}
+	}
+
+	schema := parse(`{type: object, properties: {spec: {type: object, properties: {a: {type: string}, routes: {type: array, items: {type: object, properties: {name: {type: string}}}}}}}}`)
+	for path, want := range map[string]string{
+		".spec.a":              "",
+		".spec.routes[*].name": "",
+		".spec.b":              `no field "b"`,
+		".spec.a[*].x":         `"a" is not a list`,
+		".metadata.labels":     "only .spec",
+	} {
+		err := resolveColumn(schema, path)
+		if (want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), want)) {
+			t.Errorf("resolveColumn(%s) = %v, want %q", path, err, want)
+		}
+	}
+
+	older := parse(`{type: object, properties: {spec: {type: object, properties: {port: {x-kubernetes-int-or-string: true}, gone: {type: string}, count: {type: integer}}}}}`)
+	newer := parse(`{type: object, properties: {spec: {type: object, properties: {port: {x-kubernetes-int-or-string: true}, count: {type: string}, added: {type: string}}}}}`)
+	got := incompatibilities(older, newer)
+	want := []string{
+		"field .spec.count is a integer, but a string in the storage version",
+		"field .spec.gone is not in the storage version",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("incompatibilities = %q, want %q", got, want)
 	}
 }
