@@ -1,0 +1,3 @@
+module github.com/linkerd-go/linkerd-go/deploy
+
+go 1.26.0
