@@ -20,8 +20,12 @@ Args:
   root           the chart's root context
   sa             the pod's ServiceAccount (its identity name)
   inboundPorts   the ports the pod's containers declare, comma-separated
-  identityAddr   the identity service address; default the headless Service
-                 (the identity pod passes its own localhost address)
+  identityAddr   the identity service address; default the headless Service.
+                 The identity pod passes 127.0.0.1:8080: its proxy gets its
+                 certificate from the identity container beside it (the
+                 headless Service lists the pod only once it is Ready, which
+                 needs that certificate). An address, not "localhost": the
+                 proxy's resolver would ask cluster DNS for that name.
 */}}
 {{- define "partials.proxy" -}}
 {{- $v := .root.Values -}}

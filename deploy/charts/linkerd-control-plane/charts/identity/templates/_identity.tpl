@@ -109,11 +109,11 @@ spec:
       initContainers:
       - {{ include "partials.proxy-init" (dict "root" . "ignoreInboundPorts" $skipIn) | indent 8 | trim }}
       {{- if $v.proxy.nativeSidecar }}
-      - {{ include "partials.proxy" (dict "root" . "sa" "linkerd-identity" "inboundPorts" "8080,9990" "identityAddr" "localhost:8080") | indent 8 | trim }}
+      - {{ include "partials.proxy" (dict "root" . "sa" "linkerd-identity" "inboundPorts" "8080,9990" "identityAddr" "127.0.0.1:8080") | indent 8 | trim }}
       {{- end }}
       containers:
       {{- if not $v.proxy.nativeSidecar }}
-      - {{ include "partials.proxy" (dict "root" . "sa" "linkerd-identity" "inboundPorts" "8080,9990" "identityAddr" "localhost:8080") | indent 8 | trim }}
+      - {{ include "partials.proxy" (dict "root" . "sa" "linkerd-identity" "inboundPorts" "8080,9990" "identityAddr" "127.0.0.1:8080") | indent 8 | trim }}
       {{- end }}
       - name: identity
         image: {{ include "partials.image" (dict "root" . "image" $v.identity.image) }}
