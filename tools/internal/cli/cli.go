@@ -19,6 +19,7 @@ func program() subcmd.Program {
 		Description: "linkerd: the command-line tool of the linkerd-go service mesh.",
 		Commands: map[string]subcmd.Command{
 			"version": {Summary: "Print the version of this client and the API it speaks", Run: runVersion},
+			"check":   {Summary: "Check the health of the mesh (-o json for scripts)", Run: runCheck},
 			"install": {Summary: "Render the CRDs (--crds) or the control plane for kubectl apply", Run: runInstall},
 		},
 	}

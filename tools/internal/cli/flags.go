@@ -83,4 +83,3 @@ func parseArgs(fs *flag.FlagSet, args []string, minArgs, maxArgs int) ([]string,
 	}
 	return pos, nil
 }
-

@@ -218,4 +218,3 @@ metadata:
     pod-security.kubernetes.io/enforce: privileged
 `, ns, ns)
 }
-
