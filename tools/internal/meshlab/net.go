@@ -102,11 +102,15 @@ func (n *Network) AddNetns(c *Cleanup, role string, hosts ...int) (string, error
 		if _, err := Run("ip", "netns", "del", ns); err != nil {
 			errs = append(errs, "removing netns: "+err.Error())
 		}
-		// Gone with the namespace; removed by name in case something
-		// still held the namespace open.
+		// Gone with the namespace, which the kernel finishes
+		// asynchronously; removed by name in case something still held the
+		// namespace open. Deleting it may race the kernel: what counts is
+		// that it is gone.
 		if out, err := Run("ip", "link", "show", veth); err == nil && out != "" {
 			if _, err := Run("ip", "link", "del", veth); err != nil {
-				errs = append(errs, "removing veth: "+err.Error())
+				if out, serr := Run("ip", "link", "show", veth); serr == nil && out != "" {
+					errs = append(errs, "removing veth: "+err.Error())
+				}
 			}
 		}
 		if len(errs) > 0 {
