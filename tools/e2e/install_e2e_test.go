@@ -6,14 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,6 +22,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/linkerd-go/linkerd-go/tools/internal/cli/pki"
 	"github.com/linkerd-go/linkerd-go/tools/internal/cluster"
 	"github.com/linkerd-go/linkerd-go/tools/internal/images"
 )
@@ -95,7 +89,7 @@ func TestInstall(t *testing.T) {
 		if err := c.Down(context.Background()); err != nil {
 			t.Errorf("down: %v", err)
 		}
-		if diff := cluster.DiffSnapshots(before, c.HostSnapshot(context.Background())); len(diff) > 0 {
+		if diff := clusterDiff(c, cluster.DiffSnapshots(before, c.HostSnapshot(context.Background()))); len(diff) > 0 {
 			t.Errorf("host state differs after down:\n%s", strings.Join(diff, "\n"))
 		}
 	})
@@ -125,7 +119,7 @@ func TestInstall(t *testing.T) {
 
 	// The user's folder: the certificates, named as in the seed's commands.
 	work := t.TempDir()
-	anchor := writePKI(t, work, 24*time.Hour)
+	writePKI(t, work, 24*time.Hour)
 	helm := helmRunner(t, ctx, c, work)
 
 	t.Run("install", func(t *testing.T) {
@@ -223,13 +217,17 @@ func TestInstall(t *testing.T) {
 
 	t.Run("cert-manager", func(t *testing.T) {
 		// What cert-manager writes: a kubernetes.io/tls Secret with tls.crt,
-		// tls.key and ca.crt. A new issuer, so that identity's metrics show
-		// which one it uses.
-		issuer := newIssuer(t, anchor, 12*time.Hour)
-		_, err := kube.CoreV1().Secrets(namespace).Create(ctx, &corev1.Secret{
+		// tls.key and ca.crt. New certificates with another lifetime, so that
+		// identity's metrics show which issuer it uses.
+		creds := writePKI(t, work, 12*time.Hour)
+		issuer, err := pki.ParseCertificates(creds.IssuerCertPEM)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = kube.CoreV1().Secrets(namespace).Create(ctx, &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Name: "linkerd-identity-issuer"},
 			Type:       corev1.SecretTypeTLS,
-			Data:       map[string][]byte{"tls.crt": issuer.certPEM, "tls.key": issuer.keyPEM, "ca.crt": anchor.certPEM},
+			Data:       map[string][]byte{"tls.crt": creds.IssuerCertPEM, "tls.key": creds.IssuerKeyPEM, "ca.crt": creds.TrustAnchorPEM},
 		}, metav1.CreateOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -247,7 +245,7 @@ func TestInstall(t *testing.T) {
 		id := controlPlanePods(t, ctx, kube)["identity"][0]
 		metrics := podGet(t, ctx, kube, id.Name, 9990, "metrics")
 		got := metricValue(metrics, "identity_issuer_cert_expiration_timestamp_seconds")
-		if want := float64(issuer.cert.NotAfter.Unix()); got != want {
+		if want := float64(issuer[0].NotAfter.Unix()); got != want {
 			t.Errorf("identity's issuer expires at %v, want the pre-created issuer's %v", got, want)
 		}
 	})
@@ -472,72 +470,21 @@ func waitUntil(t *testing.T, ctx context.Context, what string, check func() erro
 	}
 }
 
-// --- PKI: what a user makes with step or openssl, as Linkerd documents it.
-
-type keyPair struct {
-	cert    *x509.Certificate
-	key     *ecdsa.PrivateKey
-	certPEM []byte
-	keyPEM  []byte
-}
-
-func newCA(t *testing.T, cn string, parent *keyPair, lifetime time.Duration) *keyPair {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber: serial, Subject: pkix.Name{CommonName: cn},
-		NotBefore: now.Add(-time.Minute), NotAfter: now.Add(lifetime),
-		IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-	}
-	signer, signerCert := key, tmpl
-	if parent != nil {
-		tmpl.MaxPathLenZero = true
-		signer, signerCert = parent.key, parent.cert
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, signerCert, &key.PublicKey, signer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &keyPair{
-		cert: cert, key: key,
-		certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		keyPEM:  pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
-	}
-}
-
-func newIssuer(t *testing.T, anchor *keyPair, lifetime time.Duration) *keyPair {
-	return newCA(t, "identity.linkerd.cluster.local", anchor, lifetime)
-}
-
 // writePKI writes a trust anchor (ca.crt) and an issuer it signs
-// (issuer.crt, issuer.key) into dir, and returns the anchor.
-func writePKI(t *testing.T, dir string, issuerLifetime time.Duration) *keyPair {
+// (issuer.crt, issuer.key) into dir, made the way Linkerd documents (ECDSA
+// P-256, an intermediate CA with path length 0) by the CLI's generator.
+func writePKI(t *testing.T, dir string, lifetime time.Duration) pki.Credentials {
 	t.Helper()
-	anchor := newCA(t, "root.linkerd.cluster.local", nil, 365*24*time.Hour)
-	issuer := newIssuer(t, anchor, issuerLifetime)
-	for name, data := range map[string][]byte{"ca.crt": anchor.certPEM, "issuer.crt": issuer.certPEM, "issuer.key": issuer.keyPEM} {
+	creds, err := pki.Generate(namespace, "cluster.local", time.Now(), lifetime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string][]byte{"ca.crt": creds.TrustAnchorPEM, "issuer.crt": creds.IssuerCertPEM, "issuer.key": creds.IssuerKeyPEM} {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return anchor
+	return creds
 }
 
 // --- Diagnostics.
@@ -598,6 +545,43 @@ func describeState(s corev1.ContainerState) string {
 		return fmt.Sprintf("terminated: exit %d %s %s", s.Terminated.ExitCode, s.Terminated.Reason, s.Terminated.Message)
 	}
 	return "unknown"
+}
+
+// clusterDiff leaves out of a host snapshot diff what other tests on this
+// shared machine change meanwhile; what is left is what the cluster left
+// behind.
+//   - Processes: the snapshot lists every process running a binary of the
+//     k8s-bins set, and other tests (tools/kubetest) start and stop etcd and
+//     kube-apiserver from it at any time. A process gone since the first
+//     snapshot was never the cluster's (none was running then); a new one is
+//     the cluster's only if its command line names the cluster's state folder.
+//   - Links, addresses, routes and mounts: other tests make network
+//     namespaces, bridges and veths of their own. Only lines that name
+//     something of the cluster's (its bridge, pod veths, CNI namespaces, its
+//     state folder, the node address, the kubelet) count.
+func clusterDiff(c *cluster.Cluster, diff []string) []string {
+	marks := []string{cluster.Bridge, "veth", "cni-", c.StateDir, cluster.NodeIP, "kubelet", "kubepods"}
+	var out []string
+	for _, line := range diff {
+		kind, rest, _ := strings.Cut(line, ": ")
+		switch kind {
+		case "processes":
+			if strings.HasPrefix(rest, "- ") {
+				continue
+			}
+			pid, _, _ := strings.Cut(strings.TrimPrefix(rest, "+ "), " ")
+			cmdline, err := os.ReadFile("/proc/" + pid + "/cmdline")
+			if err == nil && !bytes.Contains(cmdline, []byte(c.StateDir)) {
+				continue
+			}
+		case "links", "addrs", "routes", "mounts":
+			if !slices.ContainsFunc(marks, func(m string) bool { return strings.Contains(rest, m) }) {
+				continue
+			}
+		}
+		out = append(out, line)
+	}
+	return out
 }
 
 func anyRunning(s cluster.Status) bool {
