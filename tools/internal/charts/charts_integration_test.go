@@ -58,11 +58,13 @@ var (
 	webhookArgs = []string{"--set-file", "proxyInjector.crtPEM=testdata/webhook.crt", "--set-file", "proxyInjector.keyPEM=testdata/webhook.key", "--set-file", "proxyInjector.caBundle=testdata/webhook-ca.crt"}
 )
 
-// valueSets are the golden renders: testdata/<name>.yaml.
-var valueSets = []struct {
+type valueSet struct {
 	name string
 	args []string
-}{
+}
+
+// valueSets are the golden renders: testdata/<name>.yaml.
+var valueSets = []valueSet{
 	{"default", concat(anchorsArgs, issuerArgs, webhookArgs)},
 	{"ha", concat([]string{"-f", "values-ha.yaml"}, anchorsArgs, issuerArgs, webhookArgs)},
 	{"cert-manager", concat([]string{"-f", "testdata/values-cert-manager.yaml"}, anchorsArgs)},
@@ -393,10 +395,10 @@ func TestServerSideDryRun(t *testing.T) {
 	}
 	mapper := restmapper.NewDiscoveryRESTMapper(groups)
 	dyn := dynamic.NewForConfigOrDie(env.Config)
-	renders := append(valueSets[:len(valueSets):len(valueSets)], struct {
-		name string
-		args []string
-	}{"generated-webhook-certificate", concat(anchorsArgs, issuerArgs)})
+	renders := append(valueSets[:len(valueSets):len(valueSets)],
+		valueSet{"generated-webhook-certificate", concat(anchorsArgs, issuerArgs)},
+		valueSet{"legacy-sidecar-layout", concat(anchorsArgs, issuerArgs, webhookArgs,
+			[]string{"--set", "proxy.nativeSidecar=false", "--set", "proxy.gid=2102", "--set", "proxyInit.runAsRoot=false"})})
 	for _, vs := range renders {
 		t.Run(vs.name, func(t *testing.T) {
 			for _, obj := range objects(t, mustTemplate(t, vs.args...)) {
