@@ -18,11 +18,14 @@ func program() subcmd.Program {
 		Name:        "linkerd",
 		Description: "linkerd: the command-line tool of the linkerd-go service mesh.",
 		Commands: map[string]subcmd.Command{
-			"version":  {Summary: "Print the version of this client and the API it speaks", Run: runVersion},
-			"check":    {Summary: "Check the health of the mesh (-o json for scripts)", Run: runCheck},
-			"inject":   {Summary: "Add linkerd.io/inject: enabled to manifests (files, folders or -)", Run: runInject},
-			"uninject": {Summary: "Remove linkerd.io/inject from manifests", Run: runUninject},
-			"install":  {Summary: "Render the CRDs (--crds) or the control plane for kubectl apply", Run: runInstall},
+			"version":     {Summary: "Print the client's and the control plane's versions (--client: client only)", Run: runVersion},
+			"check":       {Summary: "Check the health of the mesh (-o json for scripts)", Run: runCheck},
+			"inject":      {Summary: "Add linkerd.io/inject: enabled to manifests (files, folders or -)", Run: runInject},
+			"uninject":    {Summary: "Remove linkerd.io/inject from manifests", Run: runUninject},
+			"stat":        {Summary: "Success rate, RPS and latency per Deployment, from the proxies", Run: runStat},
+			"diagnostics": {Summary: "proxy-metrics: the raw metrics of pods' proxies", Run: runDiagnostics},
+			"identity":    {Summary: "The mesh identity and certificate expiry of pods' proxies", Run: runIdentity},
+			"install":     {Summary: "Render the CRDs (--crds) or the control plane for kubectl apply", Run: runInstall},
 		},
 	}
 }

@@ -4,12 +4,15 @@ package cli
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -209,6 +212,66 @@ func TestInstallApplyCheck(t *testing.T) {
 	}
 
 	t.Run("healthy", checkOK)
+
+	t.Run("version", func(t *testing.T) {
+		code, out, stderr := runCLI(t, "version", "--kubeconfig", c.kubeconfig, "-o", "json")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		var v versionInfo
+		if err := json.Unmarshal([]byte(out), &v); err != nil {
+			t.Fatal(err)
+		}
+		if len(v.ControlPlane) != 3 || v.ServerError != "" {
+			t.Fatalf("version: %+v", v)
+		}
+		for _, comp := range v.ControlPlane {
+			if comp.Version != "dev" || comp.ProxyVersion != "dev" || comp.ReadyReplicas != 1 || comp.Replicas != 1 {
+				t.Errorf("component %+v: want version dev, proxy dev, 1/1", comp)
+			}
+		}
+	})
+
+	t.Run("data plane", func(t *testing.T) {
+		// A meshed pod as the injector makes it: its proxy is ready, at
+		// the control plane's version, with the current trust root.
+		if _, err := c.kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "app"}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(bytes.TrimSpace(creds.rootPEM))
+		pod := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: "web-1", Namespace: "app", Labels: map[string]string{"linkerd.io/control-plane-ns": "linkerd"},
+				Annotations: map[string]string{"linkerd.io/proxy-version": "dev", "linkerd.io/trust-root-sha256": hex.EncodeToString(sum[:])}},
+			Spec: corev1.PodSpec{NodeName: "node", InitContainers: []corev1.Container{{Name: "linkerd-proxy", Image: "proxy", RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways)}},
+				Containers: []corev1.Container{{Name: "web", Image: "web"}}},
+		}
+		pod, err := c.kube.CoreV1().Pods("app").Create(ctx, pod, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pod.Status.Phase = corev1.PodRunning
+		pod.Status.InitContainerStatuses = []corev1.ContainerStatus{{Name: "linkerd-proxy", Ready: true, Image: "proxy"}}
+		pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "web", Ready: true, Image: "web"}}
+		if pod, err = c.kube.CoreV1().Pods("app").UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		code, out, stderr := runCLI(t, "check", "--kubeconfig", c.kubeconfig, "--injection-probe=false", "--proxy", "-n", "app")
+		if code != 0 || !strings.Contains(out, "✓ data-plane proxies are ready (namespace app)") {
+			t.Fatalf("check --proxy: exit %d\n%s\n%s", code, out, stderr)
+		}
+		// The proxy stops being ready.
+		pod.Status.InitContainerStatuses[0].Ready = false
+		if _, err := c.kube.CoreV1().Pods("app").UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		code, out, _ = runCLI(t, "check", "--kubeconfig", c.kubeconfig, "--injection-probe=false", "--proxy", "-n", "app")
+		if code != 1 || !strings.Contains(out, "proxies not ready: app/web-1") {
+			t.Errorf("check --proxy with an unready proxy: exit %d\n%s", code, out)
+		}
+		if err := c.kube.CoreV1().Pods("app").Delete(ctx, "web-1", metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}); err != nil {
+			t.Fatal(err)
+		}
+	})
 
 	t.Run("identity scaled to zero", func(t *testing.T) {
 		deps := c.kube.AppsV1().Deployments("linkerd")

@@ -15,7 +15,7 @@ func run(args ...string) (code int, stdout, stderr string) {
 }
 
 func TestVersionText(t *testing.T) {
-	code, out, _ := run("version")
+	code, out, _ := run("version", "--client")
 	if code != 0 {
 		t.Fatalf("exit code %d", code)
 	}
@@ -27,7 +27,7 @@ func TestVersionText(t *testing.T) {
 }
 
 func TestVersionJSON(t *testing.T) {
-	code, out, _ := run("version", "-o", "json")
+	code, out, _ := run("version", "--client", "-o", "json")
 	if code != 0 {
 		t.Fatalf("exit code %d", code)
 	}
