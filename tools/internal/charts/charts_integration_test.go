@@ -339,6 +339,20 @@ func mustB64(t *testing.T, b []byte) []byte {
 	return out
 }
 
+// TestChartsLint runs deploy/scripts/charts-lint.sh (make charts-lint) with
+// the pinned helm, so that the test command covers helm lint too.
+func TestChartsLint(t *testing.T) {
+	script, err := filepath.Abs("../../../deploy/scripts/charts-lint.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("bash", script, helmBin(t))
+	cmd.Env = helmEnv(t, t.TempDir())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("charts-lint.sh: %v\n%s", err, out)
+	}
+}
+
 // TestBadValues runs every case of the chart's testdata/bad-values.tsv (the
 // same cases deploy/scripts/charts-lint.sh checks): helm refuses the values
 // with the expected message.

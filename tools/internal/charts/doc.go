@@ -6,6 +6,7 @@
 //     (testdata/*.yaml; rewrite them with `go test -tags integration
 //     ./internal/charts -update` and read the diff);
 //   - the webhook certificate the chart generates when none is given;
+//   - deploy/scripts/charts-lint.sh (helm lint of every chart and value set);
 //   - every bad value set of the chart's testdata/bad-values.tsv refused with
 //     its message;
 //   - every rendered object accepted by a real kube-apiserver (server-side
