@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -17,7 +18,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Name:        "bench",
 		Description: "bench runs the benchmarks of linkerd-go.",
 		Commands: map[string]subcmd.Command{
-			"proxy": {Summary: "data plane: direct vs linkerd-go vs nginx, report into --out (root)", Run: runProxy},
+			"proxy":  {Summary: "data plane: direct vs linkerd-go vs nginx, report into --out (root)", Run: runProxy},
+			"render": {Summary: "rewrite the Markdown and the plot of --out from its JSON report", Run: runRender},
 		},
 	}.Run(ctx, args, stdout, stderr)
 }
@@ -65,6 +67,24 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	fmt.Fprintf(stdout, "done in %.0f s\n", rep.WallSeconds)
+	return nil
+}
+
+func runRender(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := subcmd.NewFlagSet("bench", "render", "render [flags]", stderr)
+	out := fs.String("out", DefaultConfig().Out, "folder holding "+ReportJSON+"; "+ReportMarkdown+" and "+ReportPlot+" are rewritten")
+	if err := subcmd.ParseFlags(fs, args, 0); err != nil {
+		return err
+	}
+	r, err := ReadReport(filepath.Join(*out, ReportJSON))
+	if err != nil {
+		return err
+	}
+	r.Finalize()
+	if err := r.WriteAll(*out); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "rewrote %s, %s and %s in %s\n", ReportMarkdown, ReportJSON, ReportPlot, *out)
 	return nil
 }
 

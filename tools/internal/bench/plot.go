@@ -136,8 +136,10 @@ func logTicks(lo, hi float64) []float64 {
 }
 
 func trimFloat(v float64) string {
-	s := fmt.Sprintf("%.3g", v)
-	return s
+	if v >= 1 {
+		return fmt.Sprintf("%.0f", v)
+	}
+	return fmt.Sprintf("%.3g", v)
 }
 
 func text(img *image.RGBA, x, y int, s string, c color.Color) {

@@ -249,6 +249,13 @@ func (r *Report) Markdown(w io.Writer) {
 		p("\n")
 	})
 
+	if notes := r.overloaded(); len(notes) > 0 {
+		p("\nNot every request of these cells went as planned — errors, or fewer sent than %v × rate × rounds (the load generator shares the machine's cores with everything measured, so a setup that needs more CPU than is left slows the generator too):\n\n", secs(s.DurationSeconds))
+		for _, n := range notes {
+			p("- %s\n", n)
+		}
+	}
+
 	p("\n## Added over direct (ms), and linkerd-go's added ÷ nginx's added\n\n| protocol | rate (req/s) | | p50 | p90 | p99 | p99.9 |\n|---|---:|---|---:|---:|---:|---:|\n")
 	for _, proto := range r.Settings.Protocols {
 		for _, rate := range r.Settings.Rates {
@@ -316,6 +323,56 @@ func (r *Report) Markdown(w io.Writer) {
 			}
 		}
 	}
+}
+
+// overloaded describes the cells with errors or with fewer requests sent
+// than planned (5% slack: vegeta stops on elapsed time).
+func (r *Report) overloaded() []string {
+	var out []string
+	r.eachCell(func(c *Cell) {
+		planned := Count(c.Rate, secs(r.Settings.DurationSeconds)) * len(c.Rounds)
+		if c.Errors == 0 && float64(c.Sent) >= 0.95*float64(planned) {
+			return
+		}
+		n := fmt.Sprintf("%s %d req/s %s: %d of %d planned requests sent, %d errors", c.Protocol, c.Rate, c.Setup, c.Sent, planned, c.Errors)
+		if c.FirstError != "" {
+			n += " (first: `" + strings.ReplaceAll(c.FirstError, "`", "'") + "`)"
+		}
+		out = append(out, n)
+	})
+	return out
+}
+
+// ReadReport reads a JSON report.
+func ReadReport(path string) (*Report, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var r Report
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if r.Schema != SchemaVersion {
+		return nil, fmt.Errorf("%s: schema %d, this program reads %d", path, r.Schema, SchemaVersion)
+	}
+	return &r, nil
+}
+
+// WriteAll writes the Markdown and JSON reports and the plot into dir.
+func (r *Report) WriteAll(dir string) error {
+	if err := r.WriteFiles(dir); err != nil {
+		return err
+	}
+	f, err := os.Create(filepath.Join(dir, ReportPlot))
+	if err != nil {
+		return err
+	}
+	if err := r.WritePlot(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // eachCell calls fn for the cells in report order.

@@ -159,6 +159,31 @@ func TestWriteFiles(t *testing.T) {
 	}
 }
 
+func TestReadReportAndWriteAll(t *testing.T) {
+	dir := t.TempDir()
+	r := fixedReport()
+	if err := r.WriteAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	back, err := ReadReport(filepath.Join(dir, ReportJSON))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a, b bytes.Buffer
+	r.Markdown(&a)
+	back.Finalize()
+	back.Markdown(&b)
+	if a.String() != b.String() {
+		t.Errorf("the report read back renders differently:\n%s", b.String())
+	}
+	if err := os.WriteFile(filepath.Join(dir, ReportJSON), []byte(`{"schema": 99}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadReport(filepath.Join(dir, ReportJSON)); err == nil || !strings.Contains(err.Error(), "schema 99") {
+		t.Errorf("another schema read: %v", err)
+	}
+}
+
 func TestPlot(t *testing.T) {
 	var b bytes.Buffer
 	r := fixedReport()

@@ -459,18 +459,7 @@ func (r *run) write() error {
 	r.report.Machine.LoadAfter = loadAverage()
 	r.report.WallSeconds = time.Since(r.started).Seconds()
 	r.report.Finalize()
-	if err := r.report.WriteFiles(r.cfg.Out); err != nil {
-		return err
-	}
-	f, err := os.Create(filepath.Join(r.cfg.Out, ReportPlot))
-	if err != nil {
-		return err
-	}
-	if err := r.report.WritePlot(f); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
+	if err := r.report.WriteAll(r.cfg.Out); err != nil {
 		return err
 	}
 	if r.report.Profile == nil {
