@@ -97,6 +97,10 @@ cluster-up: k8s-bins ## Bring up the single-node dev cluster (idempotent). Needs
 cluster-down: ## Tear the dev cluster down, removing everything it created on the host.
 	@$(DEV) cluster down
 
+.PHONY: demo
+demo: k8s-bins ## The first thing to run: dev cluster up, images built and loaded, the mesh installed, the demo app deployed, live stats. Needs root.
+	@$(DEV) demo
+
 # Images and charts (deploy/). Image tarballs are build outputs, written to out/.
 IMAGES_DIR ?= $(ROOT)/out/images
 
