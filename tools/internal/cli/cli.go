@@ -41,8 +41,3 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func newFlagSet(name, usage string, w io.Writer) *flag.FlagSet {
 	return subcmd.NewFlagSet("linkerd", name, usage, w)
 }
-
-// parseFlags parses args and refuses positional arguments.
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	return subcmd.ParseFlags(fs, args, 0)
-}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"flag"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -20,32 +19,10 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/linkerd-go/linkerd-go/tools/internal/cli/check"
+	"github.com/linkerd-go/linkerd-go/tools/internal/cli/clitest"
 	"github.com/linkerd-go/linkerd-go/tools/internal/cli/pki"
 	"github.com/linkerd-go/linkerd-go/tools/internal/cli/render"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
-
-func golden(t *testing.T, file, got string) {
-	t.Helper()
-	file = filepath.Join("testdata", file)
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatalf("%v (run with -update to write it)", err)
-	}
-	if string(want) != got {
-		t.Errorf("output differs from %s (run with -update and read the diff):\n%s", file, got)
-	}
-}
 
 const chartTestdata = "../../../deploy/charts/linkerd-control-plane/testdata/"
 
@@ -196,8 +173,8 @@ func TestInjectCommand(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	golden(t, "inject-stdout.yaml", out)
-	golden(t, "inject-stderr.txt", stderr)
+	clitest.Golden(t, "inject-stdout.yaml", []byte(out))
+	clitest.Golden(t, "inject-stderr.txt", []byte(stderr))
 	code, _, stderr = run("inject")
 	if code != 2 || !strings.Contains(stderr, "missing argument") {
 		t.Errorf("no input: exit %d %q", code, stderr)
@@ -218,7 +195,7 @@ func TestCheckText(t *testing.T) {
 	if err := writeCheckText(&b, r); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "check.txt", b.String())
+	clitest.Golden(t, "check.txt", b.Bytes())
 }
 
 func TestCertExpiry(t *testing.T) {

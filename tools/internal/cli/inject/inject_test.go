@@ -3,7 +3,6 @@ package inject
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -11,26 +10,9 @@ import (
 	"testing"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/linkerd-go/linkerd-go/tools/internal/cli/clitest"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
-
-func golden(t *testing.T, file string, got []byte) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(file, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatalf("%v (run with -update to write it)", err)
-	}
-	if !bytes.Equal(want, got) {
-		t.Errorf("output differs from %s (run with -update and read the diff):\n%s", file, got)
-	}
-}
 
 func summary(entries []Entry) []byte {
 	var b bytes.Buffer
@@ -73,8 +55,8 @@ func TestGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden(t, filepath.Join("testdata", base+".injected.yaml"), injected.Bytes())
-			golden(t, filepath.Join("testdata", base+".inject-summary.txt"), summary(entries))
+			clitest.Golden(t, base+".injected.yaml", injected.Bytes())
+			clitest.Golden(t, base+".inject-summary.txt", summary(entries))
 
 			// Injecting again changes nothing.
 			var twice bytes.Buffer
@@ -90,8 +72,8 @@ func TestGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden(t, filepath.Join("testdata", base+".uninjected.yaml"), uninjected.Bytes())
-			golden(t, filepath.Join("testdata", base+".uninject-summary.txt"), summary(entries))
+			clitest.Golden(t, base+".uninjected.yaml", uninjected.Bytes())
+			clitest.Golden(t, base+".uninject-summary.txt", summary(entries))
 		})
 	}
 }

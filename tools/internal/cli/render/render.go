@@ -127,9 +127,9 @@ type Options struct {
 }
 
 // Load loads a chart from the embedded charts (or fsys). The control-plane
-// chart's charts/partials is a symbolic link in the repository, which
-// go:embed does not follow, so the partials library chart is attached from
-// charts/partials.
+// chart's charts/partials is a symbolic link in the repository, which the
+// embed directive does not follow, so the partials library chart is
+// attached from charts/partials.
 func Load(fsys fs.FS, name string) (*chart.Chart, error) {
 	if fsys == nil {
 		fsys = deploy.Charts

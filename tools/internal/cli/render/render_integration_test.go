@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/linkerd-go/linkerd-go/tools/internal/cli/clitest"
 	"github.com/linkerd-go/linkerd-go/tools/internal/kubebins"
 )
 
@@ -41,7 +42,7 @@ func TestSameAsHelmTemplate(t *testing.T) {
 			}
 			got := renderSet(t, vs)
 			if got != stdout.String() {
-				t.Errorf("Render differs from helm template:\n%s", firstDiff(stdout.String(), got))
+				t.Errorf("Render differs from helm template:\n%s", clitest.FirstDiff(stdout.String(), got))
 			}
 		})
 	}

@@ -104,23 +104,6 @@ func TestRender(t *testing.T) {
 	}
 }
 
-func firstDiff(want, got string) string {
-	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
-	for i := 0; i < len(w) || i < len(g); i++ {
-		var wl, gl string
-		if i < len(w) {
-			wl = w[i]
-		}
-		if i < len(g) {
-			gl = g[i]
-		}
-		if wl != gl {
-			return fmt.Sprintf("line %d:\n- %s\n+ %s", i+1, wl, gl)
-		}
-	}
-	return ""
-}
-
 // TestBadValues renders every bad value set of the chart's
 // testdata/bad-values.tsv: Render refuses it with helm's message.
 func TestBadValues(t *testing.T) {

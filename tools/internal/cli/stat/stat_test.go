@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"math"
 	"os"
 	"path/filepath"
@@ -16,9 +15,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+	"github.com/linkerd-go/linkerd-go/tools/internal/cli/clitest"
+)
 
 // The recorded metrics are a real proxy's /metrics (TestRealProxy
 // -record): before and after 30 requests answered 200 and 10 answered 500,
@@ -154,24 +153,6 @@ func collectRecorded(t *testing.T, sel Selector) []Row {
 	return rows
 }
 
-func golden(t *testing.T, file string, got []byte) {
-	t.Helper()
-	file = filepath.Join("testdata", file)
-	if *update {
-		if err := os.WriteFile(file, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatalf("%v (run with -update to write it)", err)
-	}
-	if !bytes.Equal(want, got) {
-		t.Errorf("output differs from %s (run with -update and read the diff):\n%s", file, got)
-	}
-}
-
 func TestCollect(t *testing.T) {
 	rows := collectRecorded(t, Selector{Namespace: "app"})
 	if len(rows) != 3 || rows[0].Name != "broken" || rows[1].Name != "legacy" || rows[2].Name != "web" {
@@ -197,9 +178,9 @@ func TestCollect(t *testing.T) {
 	if err := WriteJSON(&js, rows); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "table.txt", table.Bytes())
-	golden(t, "table-namespace.txt", wide.Bytes())
-	golden(t, "rows.json", js.Bytes())
+	clitest.Golden(t, "table.txt", table.Bytes())
+	clitest.Golden(t, "table-namespace.txt", wide.Bytes())
+	clitest.Golden(t, "rows.json", js.Bytes())
 
 	one := collectRecorded(t, Selector{Namespace: "app", Deployment: "web"})
 	if len(one) != 1 || one[0].Requests != 80 {
