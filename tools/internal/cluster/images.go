@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	"github.com/linkerd-go/linkerd-go/tools/internal/ociimage"
@@ -13,15 +14,38 @@ import (
 // The images every dev cluster has: nothing can be pulled here, so the pause
 // (sandbox) image, CoreDNS and the test workload are built locally.
 
-// buildGo builds a command of the tools module as a static binary.
+// buildGo builds a command of the tools module as a static binary for this
+// machine's architecture (the node's).
 func (c *Cluster) buildGo(ctx context.Context, pkg, out string) error {
 	cmd := command(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, pkg)
 	cmd.Dir = c.ToolsDir
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off", "GOOS=linux", "GOARCH="+runtime.GOARCH)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
 	}
 	return nil
+}
+
+// BuildCommandImage builds the tools module's ./cmd/<name> as a static
+// binary for the node's architecture and writes an image of it (entrypoint
+// /<name>, uid and gid 65532) named ref to dir/<name>.tar, whose path it
+// returns. LoadImage loads it.
+func (c *Cluster) BuildCommandImage(ctx context.Context, name, ref, dir string) (string, error) {
+	bin := filepath.Join(dir, "bin", name)
+	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
+		return "", err
+	}
+	if err := c.buildGo(ctx, "./cmd/"+name, bin); err != nil {
+		return "", err
+	}
+	p := filepath.Join(dir, name+".tar")
+	return p, ociimage.WriteTarball(ociimage.Spec{
+		Ref:        ref,
+		Arch:       runtime.GOARCH,
+		Entrypoint: []string{"/" + name},
+		User:       "65532:65532",
+		Files:      []ociimage.File{{Path: "/" + name, Source: bin, Mode: 0o755}},
+	}, p)
 }
 
 // buildImages writes the cluster's image tarballs into images/ and returns
@@ -42,18 +66,21 @@ func (c *Cluster) buildImages(ctx context.Context) ([]string, error) {
 	}{
 		{"pause.tar", ociimage.Spec{
 			Ref:        PauseImage,
+			Arch:       runtime.GOARCH,
 			Entrypoint: []string{"/pause"},
 			User:       "65535:65535",
 			Files:      []ociimage.File{{Path: "/pause", Source: filepath.Join(dir, "bin", "pause"), Mode: 0o755}},
 		}},
 		{"testapp.tar", ociimage.Spec{
 			Ref:        TestAppImage,
+			Arch:       runtime.GOARCH,
 			Entrypoint: []string{"/testapp"},
 			User:       "65532:65532",
 			Files:      []ociimage.File{{Path: "/testapp", Source: filepath.Join(dir, "bin", "testapp"), Mode: 0o755}},
 		}},
 		{"coredns.tar", ociimage.Spec{
 			Ref:        CoreDNSImage,
+			Arch:       runtime.GOARCH,
 			Entrypoint: []string{"/coredns"},
 			User:       "65532:65532",
 			Files:      []ociimage.File{{Path: "/coredns", Source: c.bin("coredns"), Mode: 0o755}},
@@ -72,6 +99,8 @@ func (c *Cluster) buildImages(ctx context.Context) ([]string, error) {
 
 // LoadImage imports an image tarball (docker or OCI layout) into the node's
 // containerd, where pods with imagePullPolicy Never or IfNotPresent find it.
+// Of a multi-platform image, the node's platform (linux/<this machine's
+// architecture>) is imported; the tarball must hold it.
 func (c *Cluster) LoadImage(ctx context.Context, tarball string) error {
 	if _, err := os.Stat(tarball); err != nil {
 		return err
@@ -79,7 +108,7 @@ func (c *Cluster) LoadImage(ctx context.Context, tarball string) error {
 	if _, ok := c.running("containerd"); !ok {
 		return fmt.Errorf("containerd is not running: run `cluster up` first")
 	}
-	out, err := c.ctr(ctx, "images", "import", "--platform", "linux/amd64", tarball)
+	out, err := c.ctr(ctx, "images", "import", "--platform", "linux/"+runtime.GOARCH, tarball)
 	if err != nil {
 		return fmt.Errorf("importing %s: %w: %s", tarball, err, out)
 	}

@@ -24,6 +24,7 @@ var program = subcmd.Program{
 		"k8s-bins": {Summary: "Build (or find in the cache) the pinned Kubernetes, runtime, CNI, helm and crane binaries", Run: runK8sBins},
 		"cluster":  {Summary: "Run the single-node dev cluster: up, down, status, kubeconfig, load", Run: runCluster},
 		"images":   {Summary: "Build the component images (OCI layout tarballs, multi-platform); push them to a registry", Run: runImages},
+		"demo":     {Summary: "Bring up the dev cluster, install the mesh, deploy the demo app and show its live stats", Run: runDemo},
 	},
 }
 
