@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/go-logr/logr/funcr"
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
@@ -54,17 +54,11 @@ type Deps struct {
 
 // NewLogger returns the logger the flags ask for, writing to w.
 func NewLogger(cfg Config, w io.Writer) logr.Logger {
-	opts := funcr.Options{Verbosity: logLevels[cfg.LogLevel], LogTimestamp: true}
+	opts := &slog.HandlerOptions{Level: logLevels[cfg.LogLevel]}
 	if cfg.LogFormat == "json" {
-		return funcr.NewJSON(func(obj string) { fmt.Fprintln(w, obj) }, opts)
+		return logr.FromSlogHandler(slog.NewJSONHandler(w, opts))
 	}
-	return funcr.New(func(prefix, args string) {
-		if prefix != "" {
-			fmt.Fprintln(w, prefix+": "+args)
-			return
-		}
-		fmt.Fprintln(w, args)
-	}, opts)
+	return logr.FromSlogHandler(slog.NewTextHandler(w, opts))
 }
 
 // Run serves until ctx is done, then shuts down within cfg.ShutdownTimeout

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"time"
 
 	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
@@ -73,7 +74,7 @@ func ParseFlags(args []string, output io.Writer) (Config, error) {
 	fs.StringVar(&c.IdentityServerName, "identity-server-name", "", "the identity service's TLS identity (default linkerd-identity.<ns>.serviceaccount.identity.<ns>.<trust-domain>)")
 	fs.StringVar(&c.TrustAnchorsFile, "identity-trust-anchors-file", defaultTrustAnchors, "PEM bundle of the trust anchors")
 	fs.StringVar(&c.TokenFile, "identity-token-file", defaultTokenFile, "ServiceAccount token (audience identity.l5d.io) presented to identity")
-	fs.StringVar(&c.LogLevel, "log-level", "info", "log verbosity: info, debug or trace")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "log verbosity: error, warn, info, debug (V(1) details) or trace (V(2), per-update details)")
 	fs.StringVar(&c.LogFormat, "log-format", "plain", "log format: plain or json")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
@@ -127,7 +128,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("TLS needs --identity-addr, --identity-server-name, --identity-trust-anchors-file and --identity-token-file"))
 	}
 	if _, ok := logLevels[c.LogLevel]; !ok {
-		errs = append(errs, fmt.Errorf("--log-level %q: want info, debug or trace", c.LogLevel))
+		errs = append(errs, fmt.Errorf("--log-level %q: want error, warn, info, debug or trace", c.LogLevel))
 	}
 	if c.LogFormat != "plain" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("--log-format %q: want plain or json", c.LogFormat))
@@ -135,5 +136,13 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// logLevels maps --log-level to logr verbosity (errors always show).
-var logLevels = map[string]int{"info": 0, "debug": 1, "trace": 2}
+// logLevels maps --log-level to the lowest slog level shown. logr's V(n)
+// logs at slog level -n, so debug shows V(1) and trace V(2); warn and error
+// hide the informational V(0) lines, as they do in the other components.
+var logLevels = map[string]slog.Level{
+	"error": slog.LevelError,
+	"warn":  slog.LevelWarn,
+	"info":  slog.LevelInfo,
+	"debug": slog.Level(-1),
+	"trace": slog.Level(-2),
+}

@@ -196,12 +196,9 @@ spec:
 
 {{/*
 The component's log flags: its section's logLevel/logFormat, else the
-controller's. Args: root, section, and optionally levelMap: levels the
-component does not have, mapped to ones it has.
+controller's. Args: root, section.
 */}}
 {{- define "partials.logArgs" -}}
-{{- $level := default .root.Values.controllerLogLevel .section.logLevel -}}
-{{- with .levelMap -}}{{- $level = get . $level | default $level -}}{{- end }}
-- --log-level={{ $level }}
+- --log-level={{ default .root.Values.controllerLogLevel .section.logLevel }}
 - --log-format={{ default .root.Values.controllerLogFormat .section.logFormat }}
 {{- end -}}

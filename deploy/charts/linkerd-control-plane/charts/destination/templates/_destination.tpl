@@ -112,8 +112,7 @@ spec:
         - --identity-server-name={{ include "partials.identityName" (dict "root" . "sa" "linkerd-identity") }}
         - --identity-trust-anchors-file=/var/run/linkerd/identity/trust-roots/ca-bundle.crt
         - --identity-token-file=/var/run/secrets/tokens/linkerd-identity-token
-        {{- /* destination's levels are info, debug and trace; it always logs errors. */}}
-        {{- include "partials.logArgs" (merge (dict "levelMap" (dict "warn" "info" "error" "info")) $c) | nindent 8 }}
+        {{- include "partials.logArgs" $c | nindent 8 }}
         ports:
         - name: grpc
           containerPort: 8086
