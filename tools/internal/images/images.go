@@ -78,33 +78,45 @@ type Platform struct{ OS, Arch string }
 
 func (p Platform) String() string { return p.OS + "/" + p.Arch }
 
-// ParsePlatforms parses "linux/amd64,linux/arm64" (or a list of such
-// strings), refusing unknown or repeated platforms.
-func ParsePlatforms(list []string) ([]Platform, error) {
-	var out []Platform
-	seen := map[string]bool{}
+// splitList splits comma-separated items (from one or more strings),
+// dropping blanks and refusing repeats; what names the items in errors.
+func splitList(list []string, what string) ([]string, error) {
+	var out []string
 	for _, item := range list {
 		for s := range strings.SplitSeq(item, ",") {
 			s = strings.TrimSpace(s)
 			if s == "" {
 				continue
 			}
-			os, arch, ok := strings.Cut(s, "/")
-			if !ok || os != "linux" || strings.Contains(arch, "/") {
-				return nil, fmt.Errorf("platform %q: want linux/<arch>, e.g. linux/amd64", s)
+			if slices.Contains(out, s) {
+				return nil, fmt.Errorf("%s %q given twice", what, s)
 			}
-			if !slices.Contains(goArches, arch) {
-				return nil, fmt.Errorf("platform %q: architecture %q is not one of %s", s, arch, strings.Join(goArches, ", "))
-			}
-			if seen[s] {
-				return nil, fmt.Errorf("platform %q given twice", s)
-			}
-			seen[s] = true
-			out = append(out, Platform{OS: os, Arch: arch})
+			out = append(out, s)
 		}
 	}
 	if len(out) == 0 {
-		return nil, errors.New("no platform given")
+		return nil, fmt.Errorf("no %s given", what)
+	}
+	return out, nil
+}
+
+// ParsePlatforms parses "linux/amd64,linux/arm64" (or a list of such
+// strings), refusing unknown or repeated platforms.
+func ParsePlatforms(list []string) ([]Platform, error) {
+	items, err := splitList(list, "platform")
+	if err != nil {
+		return nil, err
+	}
+	var out []Platform
+	for _, s := range items {
+		os, arch, ok := strings.Cut(s, "/")
+		if !ok || os != "linux" || strings.Contains(arch, "/") {
+			return nil, fmt.Errorf("platform %q: want linux/<arch>, e.g. linux/amd64", s)
+		}
+		if !slices.Contains(goArches, arch) {
+			return nil, fmt.Errorf("platform %q: architecture %q is not one of %s", s, arch, strings.Join(goArches, ", "))
+		}
+		out = append(out, Platform{OS: os, Arch: arch})
 	}
 	return out, nil
 }
@@ -113,28 +125,18 @@ func ParsePlatforms(list []string) ([]Platform, error) {
 // refusing unknown or repeated names. The result keeps the order of
 // Components.
 func ParseComponents(list []string) ([]string, error) {
-	seen := map[string]bool{}
-	for _, item := range list {
-		for s := range strings.SplitSeq(item, ",") {
-			s = strings.TrimSpace(s)
-			if s == "" {
-				continue
-			}
-			if !slices.Contains(Components, s) {
-				return nil, fmt.Errorf("unknown component %q: want some of %s", s, strings.Join(Components, ", "))
-			}
-			if seen[s] {
-				return nil, fmt.Errorf("component %q given twice", s)
-			}
-			seen[s] = true
-		}
+	items, err := splitList(list, "component")
+	if err != nil {
+		return nil, err
 	}
-	if len(seen) == 0 {
-		return nil, errors.New("no component given")
+	for _, s := range items {
+		if !slices.Contains(Components, s) {
+			return nil, fmt.Errorf("unknown component %q: want some of %s", s, strings.Join(Components, ", "))
+		}
 	}
 	var out []string
 	for _, c := range Components {
-		if seen[c] {
+		if slices.Contains(items, c) {
 			out = append(out, c)
 		}
 	}
