@@ -6,14 +6,33 @@
 //
 //	cd tools && GOWORK=off go test -count=1 -tags e2e ./e2e/
 //
-// TestInstall builds the component images for this machine's architecture
-// (internal/images), loads them, and runs the install steps of SPEC §6
-// verbatim with the pinned helm binary: linkerd-crds, then
-// linkerd-control-plane with --set-file for the trust anchor and issuer; it
-// waits for every control-plane pod to be Ready, checks that their proxies
-// hold certificates and that the injector's webhook injects, upgrades
-// destination's image tag alone and checks that nothing else restarts,
-// uninstalls, and installs again in the cert-manager layout
-// (identity.issuer.scheme=kubernetes.io/tls with the issuer Secret written
-// beforehand).
+// TestMesh brings the cluster up once, builds the component images and the
+// demo app's (internal/demo) for this machine's architecture while it
+// comes up, loads them, and then, in order:
+//
+//   - install: the install steps of SPEC §6 verbatim with the pinned helm
+//     binary (linkerd-crds, then linkerd-control-plane with --set-file for
+//     the trust anchor and issuer); every control-plane pod Ready with its
+//     proxy certified; the injector's webhook injecting;
+//   - demo: the demo app in namespace demo (annotated linkerd.io/inject:
+//     enabled): every pod with the proxy as a native sidecar, certified for
+//     its ServiceAccount's identity; a pod annotated disabled left alone;
+//     frontend → backend traffic mTLS (tls="true", server_id and client_id
+//     the two identities, in the proxies' metrics read through pods/proxy);
+//     requests spread over the 3 backend replicas; a meshed Job completing;
+//     linkerd stat showing traffic at 100% success; linkerd check passing;
+//     the destination pod deleted with zero failed requests from the load
+//     generator and the frontend's proxy until well after its replacement
+//     is Ready;
+//   - upgrade-destination-alone: helm upgrade of destination's image tag
+//     changes nothing else;
+//   - check-identity-scaled-to-zero: linkerd check fails and says so;
+//   - uninstall, then cert-manager: the control plane again with
+//     identity.issuer.scheme=kubernetes.io/tls and the issuer Secret written
+//     beforehand (a 12-hour issuer): identity uses it, the demo in namespace
+//     demo-cm is certified and mTLS, and linkerd check fails on the
+//     issuer's expiry.
+//
+// On failure each namespace's pod statuses, container logs (previous runs
+// too) and events are printed.
 package e2e

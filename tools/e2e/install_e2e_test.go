@@ -24,6 +24,7 @@ import (
 
 	"github.com/linkerd-go/linkerd-go/tools/internal/cli/pki"
 	"github.com/linkerd-go/linkerd-go/tools/internal/cluster"
+	"github.com/linkerd-go/linkerd-go/tools/internal/demo"
 	"github.com/linkerd-go/linkerd-go/tools/internal/images"
 )
 
@@ -44,8 +45,13 @@ var components = map[string]string{
 	"proxy-injector": "linkerd-proxy-injector",
 }
 
-func TestInstall(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+// TestMesh is the whole story on one dev cluster, in order: the install
+// steps of SPEC §6, the demo workloads meshed and exercised, linkerd check
+// healthy and failing, destination upgraded alone, uninstall, and the
+// cert-manager layout with the demo again. The cluster comes up and the
+// images are built and loaded once.
+func TestMesh(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	c, err := cluster.New(testLog{t})
 	if err != nil {
@@ -71,7 +77,7 @@ func TestInstall(t *testing.T) {
 	var buildErr error
 	go func() {
 		defer close(buildDone)
-		buildErr = buildImages(ctx, t, imageDir)
+		buildErr = buildImages(ctx, t, c, imageDir)
 	}()
 	// Runs last: a test that stops early stops the build and waits for it
 	// (it logs to t).
@@ -84,12 +90,14 @@ func TestInstall(t *testing.T) {
 	var kube *kubernetes.Clientset
 	t.Cleanup(func() {
 		if t.Failed() && kube != nil {
-			dumpNamespace(t, kube, namespace)
+			for _, ns := range []string{namespace, demoNS, certManagerDemoNS} {
+				dumpNamespace(t, kube, ns)
+			}
 		}
 		if err := c.Down(context.Background()); err != nil {
 			t.Errorf("down: %v", err)
 		}
-		if diff := clusterDiff(c, cluster.DiffSnapshots(before, c.HostSnapshot(context.Background()))); len(diff) > 0 {
+		if diff := cluster.DiffSnapshots(before, c.HostSnapshot(context.Background())); len(diff) > 0 {
 			t.Errorf("host state differs after down:\n%s", strings.Join(diff, "\n"))
 		}
 	})
@@ -108,7 +116,7 @@ func TestInstall(t *testing.T) {
 	}
 	t.Logf("images built %s after the cluster was up", time.Since(start).Round(100*time.Millisecond))
 	tarballs, err := filepath.Glob(filepath.Join(imageDir, "*", "*.tar"))
-	if err != nil || len(tarballs) != len(images.Components)+1 {
+	if err != nil || len(tarballs) != len(images.Components)+2 {
 		t.Fatalf("image tarballs: %v %v", tarballs, err)
 	}
 	for _, tarball := range tarballs {
@@ -117,9 +125,10 @@ func TestInstall(t *testing.T) {
 		}
 	}
 
-	// The user's folder: the certificates, named as in the seed's commands.
+	// The user's folder: the certificates, named as in the seed's commands
+	// (valid for a year: linkerd check wants 60 days).
 	work := t.TempDir()
-	writePKI(t, work, 24*time.Hour)
+	writePKI(t, work, pki.DefaultLifetime)
 	helm := helmRunner(t, ctx, c, work)
 
 	t.Run("install", func(t *testing.T) {
@@ -135,6 +144,11 @@ func TestInstall(t *testing.T) {
 		checkProxies(t, ctx, kube)
 		checkInjection(t, ctx, kube)
 	})
+	if t.Failed() {
+		return
+	}
+
+	t.Run("demo", func(t *testing.T) { testDemo(t, ctx, kube, c) })
 	if t.Failed() {
 		return
 	}
@@ -198,7 +212,13 @@ func TestInstall(t *testing.T) {
 		return
 	}
 
+	t.Run("check-identity-scaled-to-zero", func(t *testing.T) { testCheckIdentityDown(t, ctx, kube, c) })
+	if t.Failed() {
+		return
+	}
+
 	t.Run("uninstall", func(t *testing.T) {
+		deleteNamespace(t, ctx, kube, demoNS)
 		helm("uninstall", "linkerd-control-plane", "-n", "linkerd")
 		waitUntil(t, ctx, "control-plane pods gone", func() error {
 			pods, err := kube.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: "linkerd.io/control-plane-ns=" + namespace})
@@ -243,24 +263,35 @@ func TestInstall(t *testing.T) {
 		checkInjection(t, ctx, kube)
 		// identity serves with the pre-created issuer.
 		id := controlPlanePods(t, ctx, kube)["identity"][0]
-		metrics := podGet(t, ctx, kube, id.Name, 9990, "metrics")
+		metrics := podGet(t, ctx, kube, namespace, id.Name, 9990, "metrics")
 		got := metricValue(metrics, "identity_issuer_cert_expiration_timestamp_seconds")
 		if want := float64(issuer[0].NotAfter.Unix()); got != want {
 			t.Errorf("identity's issuer expires at %v, want the pre-created issuer's %v", got, want)
 		}
+		if t.Failed() {
+			return
+		}
+		// The demo on this control plane: pods certified by the
+		// cert-manager issuer, a request mTLS end to end.
+		t.Run("demo", func(t *testing.T) { testCertManagerDemo(t, ctx, kube) })
+		// That issuer expires in 12 hours: linkerd check says so.
+		t.Run("check-issuer-expiring", func(t *testing.T) { testCheckIssuerExpiring(t, ctx, c) })
 	})
 }
 
 // buildImages builds every component's image for this machine's
-// architecture, and destination's again under upgradeTag.
-func buildImages(ctx context.Context, t *testing.T, dir string) error {
+// architecture, destination's again under upgradeTag, and the demo app's.
+func buildImages(ctx context.Context, t *testing.T, c *cluster.Cluster, dir string) error {
 	platform := []string{"linux/" + runtime.GOARCH}
 	log := testLog{t}
 	if _, err := images.Build(ctx, images.Options{OutDir: filepath.Join(dir, "dev"), Platforms: platform, Revision: "e2e", Log: log}); err != nil {
 		return err
 	}
-	_, err := images.Build(ctx, images.Options{OutDir: filepath.Join(dir, upgradeTag), Tag: upgradeTag, Platforms: platform,
-		Components: []string{"destination"}, Revision: "e2e", Log: log})
+	if _, err := images.Build(ctx, images.Options{OutDir: filepath.Join(dir, upgradeTag), Tag: upgradeTag, Platforms: platform,
+		Components: []string{"destination"}, Revision: "e2e", Log: log}); err != nil {
+		return err
+	}
+	_, err := demo.BuildImage(ctx, c, filepath.Join(dir, "demo"))
 	return err
 }
 
@@ -376,23 +407,35 @@ func generations(t *testing.T, ctx context.Context, kube kubernetes.Interface) m
 // future (read through the API server's pod proxy).
 func checkProxies(t *testing.T, ctx context.Context, kube kubernetes.Interface) {
 	t.Helper()
-	for comp, pods := range controlPlanePods(t, ctx, kube) {
+	for _, pods := range controlPlanePods(t, ctx, kube) {
 		for _, p := range pods {
-			var names []string
-			for _, c := range p.Spec.InitContainers {
-				names = append(names, c.Name)
-			}
-			if !slices.Equal(names, []string{"linkerd-init", "linkerd-proxy"}) {
-				t.Errorf("%s: init containers %v", p.Name, names)
-			}
-			if body := podGet(t, ctx, kube, p.Name, 4191, "ready"); strings.TrimSpace(body) != "ready" {
-				t.Errorf("%s: proxy /ready says %q", p.Name, body)
-			}
-			exp := metricValue(podGet(t, ctx, kube, p.Name, 4191, "metrics"), "identity_cert_expiration_timestamp_seconds")
-			if exp <= float64(time.Now().Unix()) {
-				t.Errorf("%s (%s): proxy certificate expiry %v is not in the future", p.Name, comp, exp)
-			}
+			checkPodProxy(t, ctx, kube, p)
 		}
+	}
+}
+
+// checkPodProxy checks that a pod has linkerd-init and then linkerd-proxy as
+// a native sidecar (an init container with restartPolicy Always) and that
+// its proxy is ready and holds a certificate that has not expired.
+func checkPodProxy(t *testing.T, ctx context.Context, kube kubernetes.Interface, p corev1.Pod) {
+	t.Helper()
+	var names []string
+	for _, c := range p.Spec.InitContainers {
+		names = append(names, c.Name)
+	}
+	if !slices.Equal(names, []string{"linkerd-init", "linkerd-proxy"}) {
+		t.Errorf("%s: init containers %v", p.Name, names)
+		return
+	}
+	if rp := p.Spec.InitContainers[1].RestartPolicy; rp == nil || *rp != corev1.ContainerRestartPolicyAlways {
+		t.Errorf("%s: linkerd-proxy is not a native sidecar (restartPolicy %v)", p.Name, rp)
+	}
+	if body := podGet(t, ctx, kube, p.Namespace, p.Name, 4191, "ready"); strings.TrimSpace(body) != "ready" {
+		t.Errorf("%s: proxy /ready says %q", p.Name, body)
+	}
+	exp := metricValue(podGet(t, ctx, kube, p.Namespace, p.Name, 4191, "metrics"), "identity_cert_expiration_timestamp_seconds")
+	if exp <= float64(time.Now().Unix()) {
+		t.Errorf("%s/%s: proxy certificate expiry %v is not in the future", p.Namespace, p.Name, exp)
 	}
 }
 
@@ -425,9 +468,9 @@ func checkInjection(t *testing.T, ctx context.Context, kube kubernetes.Interface
 }
 
 // podGet reads a path of a pod's port through the API server's pod proxy.
-func podGet(t *testing.T, ctx context.Context, kube kubernetes.Interface, pod string, port int, path string) string {
+func podGet(t *testing.T, ctx context.Context, kube kubernetes.Interface, ns, pod string, port int, path string) string {
 	t.Helper()
-	b, err := kube.CoreV1().RESTClient().Get().Namespace(namespace).Resource("pods").
+	b, err := kube.CoreV1().RESTClient().Get().Namespace(ns).Resource("pods").
 		Name(pod + ":" + strconv.Itoa(port)).SubResource("proxy").Suffix(path).DoRaw(ctx)
 	if err != nil {
 		t.Errorf("GET %s:%d/%s: %v", pod, port, path, err)
@@ -495,6 +538,9 @@ func dumpNamespace(t *testing.T, kube kubernetes.Interface, ns string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	if _, err := kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+		return
+	}
 	pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		t.Logf("listing pods: %v", err)
@@ -502,7 +548,7 @@ func dumpNamespace(t *testing.T, kube kubernetes.Interface, ns string) {
 	}
 	for _, p := range pods.Items {
 		var b strings.Builder
-		fmt.Fprintf(&b, "pod %s: phase %s, node %s, IP %s\n", p.Name, p.Status.Phase, p.Spec.NodeName, p.Status.PodIP)
+		fmt.Fprintf(&b, "pod %s/%s: phase %s, node %s, IP %s\n", ns, p.Name, p.Status.Phase, p.Spec.NodeName, p.Status.PodIP)
 		for _, c := range p.Status.Conditions {
 			fmt.Fprintf(&b, "  condition %s=%s %s %s\n", c.Type, c.Status, c.Reason, c.Message)
 		}
@@ -513,13 +559,26 @@ func dumpNamespace(t *testing.T, kube kubernetes.Interface, ns string) {
 			}
 		}
 		t.Log(b.String())
+		restarted := map[string]bool{}
+		for _, cs := range append(p.Status.InitContainerStatuses, p.Status.ContainerStatuses...) {
+			restarted[cs.Name] = cs.RestartCount > 0
+		}
 		for _, c := range append(p.Spec.InitContainers, p.Spec.Containers...) {
-			tail := int64(60)
-			logs, err := kube.CoreV1().Pods(ns).GetLogs(p.Name, &corev1.PodLogOptions{Container: c.Name, TailLines: &tail}).DoRaw(ctx)
-			if err != nil {
-				logs = []byte("(no logs: " + err.Error() + ")")
+			for _, previous := range []bool{false, true} {
+				if previous && !restarted[c.Name] {
+					continue
+				}
+				tail := int64(60)
+				logs, err := kube.CoreV1().Pods(ns).GetLogs(p.Name, &corev1.PodLogOptions{Container: c.Name, TailLines: &tail, Previous: previous}).DoRaw(ctx)
+				if err != nil {
+					logs = []byte("(no logs: " + err.Error() + ")")
+				}
+				which := ""
+				if previous {
+					which = " (previous run)"
+				}
+				t.Logf("--- logs of %s/%s/%s%s ---\n%s", ns, p.Name, c.Name, which, logs)
 			}
-			t.Logf("--- logs of %s/%s ---\n%s", p.Name, c.Name, logs)
 		}
 	}
 	events, err := kube.CoreV1().Events(ns).List(ctx, metav1.ListOptions{})
@@ -545,43 +604,6 @@ func describeState(s corev1.ContainerState) string {
 		return fmt.Sprintf("terminated: exit %d %s %s", s.Terminated.ExitCode, s.Terminated.Reason, s.Terminated.Message)
 	}
 	return "unknown"
-}
-
-// clusterDiff leaves out of a host snapshot diff what other tests on this
-// shared machine change meanwhile; what is left is what the cluster left
-// behind.
-//   - Processes: the snapshot lists every process running a binary of the
-//     k8s-bins set, and other tests (tools/kubetest) start and stop etcd and
-//     kube-apiserver from it at any time. A process gone since the first
-//     snapshot was never the cluster's (none was running then); a new one is
-//     the cluster's only if its command line names the cluster's state folder.
-//   - Links, addresses, routes and mounts: other tests make network
-//     namespaces, bridges and veths of their own. Only lines that name
-//     something of the cluster's (its bridge, pod veths, CNI namespaces, its
-//     state folder, the node address, the kubelet) count.
-func clusterDiff(c *cluster.Cluster, diff []string) []string {
-	marks := []string{cluster.Bridge, "veth", "cni-", c.StateDir, cluster.NodeIP, "kubelet", "kubepods"}
-	var out []string
-	for _, line := range diff {
-		kind, rest, _ := strings.Cut(line, ": ")
-		switch kind {
-		case "processes":
-			if strings.HasPrefix(rest, "- ") {
-				continue
-			}
-			pid, _, _ := strings.Cut(strings.TrimPrefix(rest, "+ "), " ")
-			cmdline, err := os.ReadFile("/proc/" + pid + "/cmdline")
-			if err == nil && !bytes.Contains(cmdline, []byte(c.StateDir)) {
-				continue
-			}
-		case "links", "addrs", "routes", "mounts":
-			if !slices.ContainsFunc(marks, func(m string) bool { return strings.Contains(rest, m) }) {
-				continue
-			}
-		}
-		out = append(out, line)
-	}
-	return out
 }
 
 func anyRunning(s cluster.Status) bool {
