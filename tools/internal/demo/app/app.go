@@ -103,7 +103,11 @@ func newHTTPServer(h http.Handler) *http.Server {
 	}
 }
 
-func listen(ctx context.Context, addr string) (net.Listener, error) {
+// listenerOr returns l, or a new listener on addr when l is nil.
+func listenerOr(ctx context.Context, l net.Listener, addr string) (net.Listener, error) {
+	if l != nil {
+		return l, nil
+	}
 	l, err := (&net.ListenConfig{}).Listen(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", addr, err)

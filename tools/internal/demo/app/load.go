@@ -124,12 +124,9 @@ func RunLoad(ctx context.Context, cfg LoadConfig) error {
 	if cfg.LogEvery <= 0 {
 		cfg.LogEvery = 10 * time.Second
 	}
-	l := cfg.StatsListener
-	if l == nil {
-		var err error
-		if l, err = listen(ctx, cfg.StatsAddr); err != nil {
-			return err
-		}
+	l, err := listenerOr(ctx, cfg.StatsListener, cfg.StatsAddr)
+	if err != nil {
+		return err
 	}
 	rec := newRecorder()
 	mux := http.NewServeMux()

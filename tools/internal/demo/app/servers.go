@@ -45,12 +45,9 @@ func (b backend) Whoami(_ context.Context, in *wrapperspb.StringValue) (*wrapper
 // RunBackend serves the Whoami service and the gRPC health service until ctx
 // ends, then stops gracefully (in-flight calls finish, within 5s).
 func RunBackend(ctx context.Context, cfg BackendConfig) error {
-	l := cfg.Listener
-	if l == nil {
-		var err error
-		if l, err = listen(ctx, cfg.Addr); err != nil {
-			return err
-		}
+	l, err := listenerOr(ctx, cfg.Listener, cfg.Addr)
+	if err != nil {
+		return err
 	}
 	srv := grpc.NewServer(grpc.ConnectionTimeout(10*time.Second), grpc.MaxRecvMsgSize(64<<10), grpc.MaxConcurrentStreams(1000))
 	srv.RegisterService(&backendDesc, backend{name: cfg.Name, log: cfg.Log})
@@ -101,12 +98,9 @@ func RunFrontend(ctx context.Context, cfg FrontendConfig) error {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 5 * time.Second
 	}
-	l := cfg.Listener
-	if l == nil {
-		var err error
-		if l, err = listen(ctx, cfg.Addr); err != nil {
-			return err
-		}
+	l, err := listenerOr(ctx, cfg.Listener, cfg.Addr)
+	if err != nil {
+		return err
 	}
 	// One connection to the Service's address: the client proxy balances
 	// each request over the backend's pods.
