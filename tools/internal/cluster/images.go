@@ -108,17 +108,13 @@ func (c *Cluster) LoadImage(ctx context.Context, tarball string) error {
 	if _, ok := c.running("containerd"); !ok {
 		return fmt.Errorf("containerd is not running: run `cluster up` first")
 	}
+	names, err := ociimage.TarballNames(tarball)
+	if err != nil {
+		return err
+	}
 	out, err := c.ctr(ctx, "images", "import", "--platform", "linux/"+runtime.GOARCH, tarball)
 	if err != nil {
 		return fmt.Errorf("importing %s: %w: %s", tarball, err, out)
-	}
-	// ctr's output is a progress table (and a cgroup v1 warning); the
-	// image names are the lines that say "saved".
-	var names []string
-	for _, line := range strings.Split(string(out), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[1] == "saved" {
-			names = append(names, f[0])
-		}
 	}
 	c.logf("loaded %s from %s", strings.Join(names, ", "), filepath.Base(tarball))
 	return nil
