@@ -237,8 +237,9 @@ func TestMesh(t *testing.T) {
 
 	t.Run("cert-manager", func(t *testing.T) {
 		// What cert-manager writes: a kubernetes.io/tls Secret with tls.crt,
-		// tls.key and ca.crt. New certificates with another lifetime, so that
-		// identity's metrics show which issuer it uses.
+		// tls.key and ca.crt. New certificates, the issuer with a 12-hour
+		// lifetime, so that identity's metrics show which issuer it uses and
+		// linkerd check has an issuer (and only an issuer) to complain about.
 		creds := writePKI(t, work, 12*time.Hour)
 		issuer, err := pki.ParseCertificates(creds.IssuerCertPEM)
 		if err != nil {
@@ -515,10 +516,11 @@ func waitUntil(t *testing.T, ctx context.Context, what string, check func() erro
 
 // writePKI writes a trust anchor (ca.crt) and an issuer it signs
 // (issuer.crt, issuer.key) into dir, made the way Linkerd documents (ECDSA
-// P-256, an intermediate CA with path length 0) by the CLI's generator.
-func writePKI(t *testing.T, dir string, lifetime time.Duration) pki.Credentials {
+// P-256, an intermediate CA with path length 0) by the CLI's generator: the
+// root valid for a year, the issuer for issuerLifetime.
+func writePKI(t *testing.T, dir string, issuerLifetime time.Duration) pki.Credentials {
 	t.Helper()
-	creds, err := pki.Generate(namespace, "cluster.local", time.Now(), lifetime)
+	creds, err := pki.GenerateLifetimes(namespace, "cluster.local", time.Now(), pki.DefaultLifetime, issuerLifetime)
 	if err != nil {
 		t.Fatal(err)
 	}

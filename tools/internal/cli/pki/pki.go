@@ -38,14 +38,28 @@ type Credentials struct {
 }
 
 // Generate makes a root and an issuer for the trust domain (e.g.
-// "cluster.local") and control-plane namespace (e.g. "linkerd"), valid from
-// now-1m for lifetime (0 = DefaultLifetime).
+// "cluster.local") and control-plane namespace (e.g. "linkerd"), both valid
+// from now-1m for lifetime (0 = DefaultLifetime).
 func Generate(controlPlaneNS, trustDomain string, now time.Time, lifetime time.Duration) (Credentials, error) {
-	if lifetime <= 0 {
-		lifetime = DefaultLifetime
+	return GenerateLifetimes(controlPlaneNS, trustDomain, now, lifetime, lifetime)
+}
+
+// GenerateLifetimes is Generate with the root and the issuer valid for
+// different lifetimes (0 = DefaultLifetime); an issuer outliving its root
+// is refused. It makes, for example, a long-lived root with an issuer that
+// is about to expire, as a rotation is due.
+func GenerateLifetimes(controlPlaneNS, trustDomain string, now time.Time, rootLifetime, issuerLifetime time.Duration) (Credentials, error) {
+	if rootLifetime <= 0 {
+		rootLifetime = DefaultLifetime
+	}
+	if issuerLifetime <= 0 {
+		issuerLifetime = DefaultLifetime
+	}
+	if issuerLifetime > rootLifetime {
+		return Credentials{}, fmt.Errorf("issuer lifetime %v is longer than the root's %v", issuerLifetime, rootLifetime)
 	}
 	notBefore := now.Add(-backdate)
-	notAfter := now.Add(lifetime)
+	notAfter := now.Add(rootLifetime)
 	rootKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return Credentials{}, err
@@ -70,7 +84,7 @@ func Generate(controlPlaneNS, trustDomain string, now time.Time, lifetime time.D
 	issuerTmpl := &x509.Certificate{
 		Subject:               pkix.Name{CommonName: "identity." + controlPlaneNS + "." + trustDomain},
 		NotBefore:             notBefore,
-		NotAfter:              notAfter,
+		NotAfter:              now.Add(issuerLifetime),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 		BasicConstraintsValid: true,
 		IsCA:                  true,

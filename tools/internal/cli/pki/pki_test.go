@@ -56,3 +56,25 @@ func TestCheckIssuerRefuses(t *testing.T) {
 		}
 	}
 }
+
+func TestGenerateLifetimes(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	c, err := GenerateLifetimes("linkerd", "cluster.local", now, DefaultLifetime, 12*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots, _ := ParseCertificates(c.TrustAnchorPEM)
+	issuer, _ := ParseCertificates(c.IssuerCertPEM)
+	if !roots[0].NotAfter.Equal(now.Add(DefaultLifetime)) {
+		t.Errorf("root expires %s, want %s", roots[0].NotAfter, now.Add(DefaultLifetime))
+	}
+	if !issuer[0].NotAfter.Equal(now.Add(12 * time.Hour)) {
+		t.Errorf("issuer expires %s, want %s", issuer[0].NotAfter, now.Add(12*time.Hour))
+	}
+	if err := CheckIssuer(c.TrustAnchorPEM, c.IssuerCertPEM, c.IssuerKeyPEM, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := GenerateLifetimes("linkerd", "cluster.local", now, time.Hour, 2*time.Hour); err == nil || !strings.Contains(err.Error(), "longer than the root") {
+		t.Errorf("an issuer outliving its root: err = %v", err)
+	}
+}
