@@ -30,8 +30,6 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/restmapper"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/yaml"
 
 	"github.com/linkerd-go/linkerd-go/tools/internal/kubebins"
@@ -450,13 +448,8 @@ func TestHelmInstallUpgrade(t *testing.T) {
 	kube := kubernetes.NewForConfigOrDie(env.Config)
 
 	tmp := t.TempDir()
-	kubeconfig := filepath.Join(tmp, "kubeconfig")
-	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters["kubetest"] = &clientcmdapi.Cluster{Server: env.Config.Host, CertificateAuthorityData: env.Config.CAData}
-	cfg.AuthInfos["admin"] = &clientcmdapi.AuthInfo{Token: env.Config.BearerToken}
-	cfg.Contexts["kubetest"] = &clientcmdapi.Context{Cluster: "kubetest", AuthInfo: "admin"}
-	cfg.CurrentContext = "kubetest"
-	if err := clientcmd.WriteToFile(*cfg, kubeconfig); err != nil {
+	kubeconfig, err := env.AdminKubeconfig()
+	if err != nil {
 		t.Fatal(err)
 	}
 	helm := func(args ...string) {

@@ -37,8 +37,6 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/restmapper"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
@@ -59,13 +57,8 @@ func startCluster(t *testing.T) *cluster {
 	env := kubetest.Start(t, kubetest.Options{})
 	c := &cluster{env: env, kube: kubernetes.NewForConfigOrDie(env.Config), dyn: dynamic.NewForConfigOrDie(env.Config)}
 	c.mapper = restmapper.NewDeferredDiscoveryRESTMapper(memCache{discovery.NewDiscoveryClientForConfigOrDie(env.Config)})
-	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters["kubetest"] = &clientcmdapi.Cluster{Server: env.Config.Host, CertificateAuthorityData: env.Config.CAData}
-	cfg.AuthInfos["admin"] = &clientcmdapi.AuthInfo{Token: env.Config.BearerToken}
-	cfg.Contexts["kubetest"] = &clientcmdapi.Context{Cluster: "kubetest", AuthInfo: "admin"}
-	cfg.CurrentContext = "kubetest"
-	c.kubeconfig = filepath.Join(t.TempDir(), "kubeconfig")
-	if err := clientcmd.WriteToFile(*cfg, c.kubeconfig); err != nil {
+	var err error
+	if c.kubeconfig, err = env.AdminKubeconfig(); err != nil {
 		t.Fatal(err)
 	}
 	return c

@@ -23,8 +23,6 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/linkerd-go/linkerd-go/tools/internal/kubebins"
 	"github.com/linkerd-go/linkerd-go/tools/kubetest"
@@ -798,13 +796,8 @@ func TestHelmInstall(t *testing.T) {
 	dyn := dynamic.NewForConfigOrDie(env.Config)
 
 	tmp := t.TempDir()
-	kubeconfig := filepath.Join(tmp, "kubeconfig")
-	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters["kubetest"] = &clientcmdapi.Cluster{Server: env.Config.Host, CertificateAuthorityData: env.Config.CAData}
-	cfg.AuthInfos["admin"] = &clientcmdapi.AuthInfo{Token: env.Config.BearerToken}
-	cfg.Contexts["kubetest"] = &clientcmdapi.Context{Cluster: "kubetest", AuthInfo: "admin"}
-	cfg.CurrentContext = "kubetest"
-	if err := clientcmd.WriteToFile(*cfg, kubeconfig); err != nil {
+	kubeconfig, err := env.AdminKubeconfig()
+	if err != nil {
 		t.Fatal(err)
 	}
 	helm := func(args ...string) string {

@@ -12,8 +12,6 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
 )
@@ -27,13 +25,8 @@ func (m *Mesh) kubeconfig(ctx context.Context, ns, sa string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters["kubetest"] = &clientcmdapi.Cluster{Server: m.Env.Config.Host, CertificateAuthorityData: m.Env.Config.CAData}
-	cfg.AuthInfos[sa] = &clientcmdapi.AuthInfo{Token: tr.Status.Token}
-	cfg.Contexts[sa] = &clientcmdapi.Context{Cluster: "kubetest", AuthInfo: sa}
-	cfg.CurrentContext = sa
 	path := filepath.Join(m.Dir, sa+".kubeconfig")
-	return path, clientcmd.WriteToFile(*cfg, path)
+	return path, m.Env.WriteKubeconfig(path, sa, tr.Status.Token)
 }
 
 // identityToken writes a token of ServiceAccount ns/sa for audience
