@@ -18,12 +18,17 @@ import (
 	"github.com/linkerd-go/linkerd-go/proxy/internal/admin"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/config"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/discovery"
+	"github.com/linkerd-go/linkerd-go/proxy/internal/forward"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/identity"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/inbound"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/meshtls"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/metrics"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/outbound"
 )
+
+func sideLimits(l config.SideLimits) forward.Limits {
+	return forward.Limits{MaxInFlight: l.MaxInFlight, MaxConnections: l.MaxConnections, HTTP2MaxConcurrentStreams: l.HTTP2MaxConcurrentStreams}
+}
 
 // Run runs the proxy until ctx ends (SIGTERM) or POST /shutdown, then
 // drains for the grace period.
@@ -57,10 +62,12 @@ func Run(ctx context.Context, cfg *config.Config, log logr.Logger) error {
 
 	in := inbound.New(inbound.Config{
 		DetectTimeout: cfg.DetectTimeout, ConnectTimeout: cfg.InboundConnectTimeout, OpaquePorts: cfg.OpaquePorts,
+		Limits: sideLimits(cfg.Inbound),
 	}, store, m, log.WithName("inbound"))
 	out := outbound.New(outbound.Config{
 		DetectTimeout: cfg.DetectTimeout, ConnectTimeout: cfg.OutboundConnectTimeout,
 		DiscoveryTimeout: 3 * time.Second, IdleTimeout: time.Minute, OpaquePorts: cfg.OpaquePorts,
+		Limits: sideLimits(cfg.Outbound),
 	}, store, func(target string) outbound.Watch { return disc.Endpoints(target) }, m, log.WithName("outbound"))
 
 	var lc net.ListenConfig

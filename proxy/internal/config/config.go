@@ -53,6 +53,12 @@ var Vars = []Var{
 	{"LINKERD2_PROXY_OUTBOUND_CONNECT_TIMEOUT", "1s", "connect timeout towards endpoints", false},
 	{"LINKERD2_PROXY_INBOUND_CONNECT_TIMEOUT", "1s", "connect timeout towards the application", false},
 	{"LINKERD2_PROXY_INGRESS_MODE", "false", "accepted for compatibility (ingress routing is not implemented yet)", false},
+	{"LINKERD2_PROXY_INBOUND_MAX_IN_FLIGHT", "1000", "inbound HTTP requests waiting for their response's headers; past it a request gets 503 at once", false},
+	{"LINKERD2_PROXY_OUTBOUND_MAX_IN_FLIGHT", "1000", "outbound HTTP requests waiting for their response's headers; past it a request gets 503 at once", false},
+	{"LINKERD2_PROXY_INBOUND_MAX_CONNECTIONS", "4096", "inbound accepted connections open at once (HTTP and opaque); past it a connection is reset at once", false},
+	{"LINKERD2_PROXY_OUTBOUND_MAX_CONNECTIONS", "4096", "outbound accepted connections open at once (HTTP and opaque); past it a connection is reset at once", false},
+	{"LINKERD2_PROXY_INBOUND_SERVER_HTTP2_MAX_CONCURRENT_STREAMS", "250", "streams one HTTP/2 client connection may have open on the inbound side", false},
+	{"LINKERD2_PROXY_OUTBOUND_SERVER_HTTP2_MAX_CONCURRENT_STREAMS", "250", "streams one HTTP/2 client connection may have open on the outbound side", false},
 }
 
 // Config is the proxy's validated configuration.
@@ -76,6 +82,12 @@ type Config struct {
 	DetectTimeout          time.Duration
 	OutboundConnectTimeout time.Duration
 	InboundConnectTimeout  time.Duration
+	Inbound, Outbound      SideLimits
+}
+
+// SideLimits bound the work of one side (inbound or outbound).
+type SideLimits struct {
+	MaxInFlight, MaxConnections, HTTP2MaxConcurrentStreams int
 }
 
 // FromEnv reads and validates the configuration; getenv is os.Getenv
@@ -162,6 +174,27 @@ func FromEnv(getenv func(string) string) (*Config, error) {
 			bad(d.name, err)
 		}
 		*d.dst = v
+	}
+	counts := []struct {
+		name string
+		dst  *int
+	}{
+		{"LINKERD2_PROXY_INBOUND_MAX_IN_FLIGHT", &c.Inbound.MaxInFlight},
+		{"LINKERD2_PROXY_OUTBOUND_MAX_IN_FLIGHT", &c.Outbound.MaxInFlight},
+		{"LINKERD2_PROXY_INBOUND_MAX_CONNECTIONS", &c.Inbound.MaxConnections},
+		{"LINKERD2_PROXY_OUTBOUND_MAX_CONNECTIONS", &c.Outbound.MaxConnections},
+		{"LINKERD2_PROXY_INBOUND_SERVER_HTTP2_MAX_CONCURRENT_STREAMS", &c.Inbound.HTTP2MaxConcurrentStreams},
+		{"LINKERD2_PROXY_OUTBOUND_SERVER_HTTP2_MAX_CONCURRENT_STREAMS", &c.Outbound.HTTP2MaxConcurrentStreams},
+	}
+	for _, n := range counts {
+		v, err := strconv.Atoi(get(n.name))
+		if err == nil && (v < 1 || v > 1<<24) {
+			err = fmt.Errorf("%d is not between 1 and %d", v, 1<<24)
+		}
+		if err != nil {
+			bad(n.name, err)
+		}
+		*n.dst = v
 	}
 	if c.ShutdownEndpoint, err = strconv.ParseBool(get("LINKERD2_PROXY_SHUTDOWN_ENDPOINT_ENABLED")); err != nil {
 		bad("LINKERD2_PROXY_SHUTDOWN_ENDPOINT_ENABLED", err)

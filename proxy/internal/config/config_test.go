@@ -35,6 +35,31 @@ func TestDefaults(t *testing.T) {
 	if c.LogLevel != "info" || len(c.OpaquePorts) != 8 {
 		t.Errorf("log %q opaque %v", c.LogLevel, c.OpaquePorts)
 	}
+	want := SideLimits{MaxInFlight: 1000, MaxConnections: 4096, HTTP2MaxConcurrentStreams: 250}
+	if c.Inbound != want || c.Outbound != want {
+		t.Errorf("limits %+v %+v", c.Inbound, c.Outbound)
+	}
+}
+
+func TestLimits(t *testing.T) {
+	m := required()
+	m["LINKERD2_PROXY_INBOUND_MAX_IN_FLIGHT"] = "100000"
+	m["LINKERD2_PROXY_OUTBOUND_MAX_CONNECTIONS"] = "500"
+	m["LINKERD2_PROXY_OUTBOUND_SERVER_HTTP2_MAX_CONCURRENT_STREAMS"] = "100"
+	c, err := FromEnv(env(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Inbound.MaxInFlight != 100000 || c.Outbound.MaxConnections != 500 || c.Outbound.HTTP2MaxConcurrentStreams != 100 || c.Outbound.MaxInFlight != 1000 {
+		t.Errorf("%+v %+v", c.Inbound, c.Outbound)
+	}
+	for _, bad := range []string{"0", "-3", "many", "99999999999"} {
+		m := required()
+		m["LINKERD2_PROXY_OUTBOUND_MAX_IN_FLIGHT"] = bad
+		if _, err := FromEnv(env(m)); err == nil || !strings.Contains(err.Error(), "OUTBOUND_MAX_IN_FLIGHT") {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
 }
 
 func TestLinkerdStyleValues(t *testing.T) {

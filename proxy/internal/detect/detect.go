@@ -60,17 +60,30 @@ var methods = [][]byte{
 // return those bytes first.
 type Conn struct {
 	net.Conn
-	r *bufio.Reader
+	r *bufio.Reader // nil once its bytes are read: the buffer is let go
 }
 
-// Read reads the buffered bytes, then from the connection.
-func (c *Conn) Read(p []byte) (int, error) { return c.r.Read(p) }
+// Read reads the buffered bytes, then from the connection. Once the
+// detection buffer is drained it is dropped, so a long-lived connection
+// does not keep it. ServerName and Peeked must come before the first Read.
+func (c *Conn) Read(p []byte) (int, error) {
+	if c.r != nil {
+		if c.r.Buffered() > 0 {
+			return c.r.Read(p)
+		}
+		c.r = nil
+	}
+	return c.Conn.Read(p)
+}
 
 // Unbuffer hands back the bytes read for detection and not yet consumed,
 // and the underlying connection to read the rest from; the Conn must not be
 // read after. Copying from the raw connection lets the kernel splice
 // socket to socket.
 func (c *Conn) Unbuffer() ([]byte, net.Conn) {
+	if c.r == nil {
+		return nil, c.Conn
+	}
 	n := c.r.Buffered()
 	b, _ := c.r.Peek(n)
 	out := append([]byte(nil), b...)
@@ -80,6 +93,9 @@ func (c *Conn) Unbuffer() ([]byte, net.Conn) {
 
 // Peeked returns the bytes read for detection and not yet consumed.
 func (c *Conn) Peeked() []byte {
+	if c.r == nil {
+		return nil
+	}
 	b, _ := c.r.Peek(c.r.Buffered())
 	return b
 }

@@ -14,6 +14,9 @@ var ErrNoServerName = errors.New("no server name in the TLS ClientHello")
 // bytes passed through untouched. The ClientHello must fit in the
 // detection buffer (4 KiB); larger ones are reported as ErrNoServerName.
 func (c *Conn) ServerName() (string, error) {
+	if c.r == nil {
+		return "", ErrNoServerName
+	}
 	hdr, err := c.r.Peek(5)
 	if err != nil {
 		return "", err

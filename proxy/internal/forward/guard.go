@@ -24,7 +24,7 @@ import (
 // the server writes: on 101 (or a 2xx to CONNECT) the connection is no
 // longer HTTP and the guard steps aside; otherwise it goes on checking.
 func GuardHTTP1(c net.Conn) net.Conn {
-	g := &h1Guard{Conn: c, buf: make([]byte, 16<<10)}
+	g := &h1Guard{Conn: c}
 	g.switched.Store(switchRefused) // no switch pending
 	return g
 }
@@ -61,7 +61,6 @@ var rejectedRequest = []byte("\x00 refused by the proxy: ambiguous request frami
 
 type h1Guard struct {
 	net.Conn
-	buf    []byte
 	out    []byte // checked bytes not yet read by the server
 	acc    []byte // head, chunk-size line or trailer being accumulated
 	state  guardState
@@ -92,12 +91,17 @@ func (g *h1Guard) Write(p []byte) (int, error) {
 func (g *h1Guard) isConnect() bool { return g.connectFlag.Load() }
 
 func (g *h1Guard) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
 	for len(g.out) == 0 {
 		if g.state == gRejected {
 			return 0, io.EOF
 		}
-		n, err := g.Conn.Read(g.buf)
-		g.feed(g.buf[:n])
+		// The caller's buffer takes the bytes read: feed copies what it
+		// keeps, so an idle connection holds no buffer of its own.
+		n, err := g.Conn.Read(p)
+		g.feed(p[:n])
 		if err != nil {
 			if len(g.out) > 0 {
 				break // hand over what is checked; the error comes back next time

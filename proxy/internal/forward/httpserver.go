@@ -23,6 +23,9 @@ type ConnMeta struct {
 	TLS bool
 	// PeerID is the client's mesh identity (inbound, TLS only).
 	PeerID string
+	// Slot is the connection's place under the side's connection limit;
+	// the HTTP server releases it when it is done with the connection.
+	Slot *Slot
 }
 
 type metaKey struct{}
@@ -44,7 +47,8 @@ type HTTPServer struct {
 	metas sync.Map // net.Conn → *ConnMeta
 }
 
-// HTTPServerLimits bound what one client can hold.
+// HTTPServerLimits bound what one client can hold; the side's Limiter
+// bounds what all of them hold together.
 type HTTPServerLimits struct {
 	ReadHeaderTimeout time.Duration
 	IdleTimeout       time.Duration
@@ -55,16 +59,21 @@ type HTTPServerLimits struct {
 // connections are closed after 90s, request headers are at most 64 KiB.
 var DefaultLimits = HTTPServerLimits{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 90 * time.Second, MaxHeaderBytes: 64 << 10}
 
-// NewHTTPServer returns a server of handler. Serve it with Run.
-func NewHTTPServer(handler http.Handler, limits HTTPServerLimits, logger logr.Logger) *HTTPServer {
+// NewHTTPServer returns a server of handler. Serve it with Run. Requests
+// past the limiter's MaxInFlight are answered 503 before handler sees them.
+func NewHTTPServer(handler http.Handler, limits HTTPServerLimits, limiter *Limiter, logger logr.Logger) *HTTPServer {
 	s := &HTTPServer{ln: newConnListener()}
+	if limiter == nil {
+		limiter = NewLimiter(Limits{}, nil, logger)
+	}
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
 	protocols.SetHTTP2(true)
 	protocols.SetUnencryptedHTTP2(true)
 	s.srv = &http.Server{
-		Handler:           handler,
+		Handler:           limitHandler{next: handler, l: limiter},
 		Protocols:         &protocols,
+		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: limiter.Limits().HTTP2MaxConcurrentStreams},
 		ReadHeaderTimeout: limits.ReadHeaderTimeout,
 		IdleTimeout:       limits.IdleTimeout,
 		MaxHeaderBytes:    limits.MaxHeaderBytes,
@@ -77,7 +86,9 @@ func NewHTTPServer(handler http.Handler, limits HTTPServerLimits, logger logr.Lo
 		},
 		ConnState: func(c net.Conn, state http.ConnState) {
 			if state == http.StateClosed || state == http.StateHijacked {
-				s.metas.Delete(c)
+				if m, ok := s.metas.LoadAndDelete(c); ok {
+					m.(*ConnMeta).Slot.Release()
+				}
 			}
 		},
 	}
@@ -97,13 +108,17 @@ func (s *HTTPServer) Run() error {
 	return err
 }
 
-// Serve hands a connection to the server. It returns an error when the
-// server is shutting down; the caller closes the connection then.
+// Serve hands a connection to the server, which releases meta.Slot when
+// it is done with it. It returns an error when the server is shutting
+// down; the caller closes the connection then (and keeps the slot).
 func (s *HTTPServer) Serve(c net.Conn, meta *ConnMeta) error {
 	s.metas.Store(c, meta)
 	if err := s.ln.push(c); err != nil {
 		s.metas.Delete(c)
 		return err
+	}
+	if meta.Slot != nil {
+		meta.Slot.kept.Store(true)
 	}
 	return nil
 }

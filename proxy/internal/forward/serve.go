@@ -5,6 +5,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/go-logr/logr"
 )
 
 // Conns tracks the opaque connections a side is forwarding, so shutdown
@@ -39,10 +41,16 @@ func (s *Conns) closeAll() {
 
 // Serve accepts on ln until ctx ends, running handle for each connection
 // in its own goroutine, with http serving the connections handle gives it.
-// On shutdown it stops accepting, lets HTTP requests in flight finish and
-// opaque connections run until grace ends, then closes what is left. It
-// returns after every handler has returned.
-func Serve(ctx context.Context, ln net.Listener, grace time.Duration, http *HTTPServer, conns *Conns, handle func(net.Conn)) error {
+// A connection past the limiter's MaxConnections is reset as soon as it is
+// accepted; each other one holds a slot until handle returns, or, when
+// handle gave it to http (with the slot in its ConnMeta), until http is done
+// with it. On shutdown it stops accepting, lets HTTP requests in flight
+// finish and opaque connections run until grace ends, then closes what is
+// left. It returns after every handler has returned.
+func Serve(ctx context.Context, ln net.Listener, grace time.Duration, http *HTTPServer, conns *Conns, limiter *Limiter, handle func(net.Conn, *Slot)) error {
+	if limiter == nil {
+		limiter = NewLimiter(Limits{}, nil, logr.Discard())
+	}
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- http.Run() }()
 	stopAccept := make(chan struct{})
@@ -63,10 +71,18 @@ func Serve(ctx context.Context, ln net.Listener, grace time.Duration, http *HTTP
 			}
 			break
 		}
+		slot, ok := limiter.acceptConn()
+		if !ok {
+			refuse(c)
+			continue
+		}
 		handlers.Add(1)
 		go func() {
 			defer handlers.Done()
-			handle(c)
+			handle(c, slot)
+			if !slot.kept.Load() {
+				slot.Release()
+			}
 		}()
 	}
 	close(stopAccept)

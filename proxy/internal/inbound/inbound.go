@@ -36,6 +36,8 @@ type Config struct {
 	ConnectTimeout time.Duration
 	// OpaquePorts skip protocol detection.
 	OpaquePorts []mesh.PortRange
+	// Limits bound the side's work; zero fields take their defaults.
+	Limits forward.Limits
 	// OrigDst recovers a connection's original destination; tests replace
 	// it to run without nftables.
 	OrigDst func(net.Conn) (netip.AddrPort, error)
@@ -48,11 +50,12 @@ type Proxy struct {
 	m     *metrics.Metrics
 	log   logr.Logger
 
-	http   *forward.HTTPServer
-	toApp1 *httputil.ReverseProxy // HTTP/1.x to the application
-	toApp2 *httputil.ReverseProxy // HTTP/2 (h2c) to the application
-	dialer net.Dialer
-	conns  forward.Conns
+	http    *forward.HTTPServer
+	toApp1  *httputil.ReverseProxy // HTTP/1.x to the application
+	toApp2  *httputil.ReverseProxy // HTTP/2 (h2c) to the application
+	dialer  net.Dialer
+	conns   forward.Conns
+	limiter *forward.Limiter
 }
 
 // New returns the inbound side.
@@ -80,7 +83,8 @@ func New(cfg Config, store *meshtls.Store, m *metrics.Metrics, log logr.Logger) 
 	}
 	p.toApp1 = forward.NewReverseProxy(t1, p.rewrite)
 	p.toApp2 = forward.NewReverseProxy(t2, p.rewrite)
-	p.http = forward.NewHTTPServer(http.HandlerFunc(p.serveHTTP), forward.DefaultLimits, log)
+	p.limiter = forward.NewLimiter(cfg.Limits.WithDefaults(), m.Load("inbound"), log)
+	p.http = forward.NewHTTPServer(http.HandlerFunc(p.serveHTTP), forward.DefaultLimits, p.limiter, log)
 	return p
 }
 
@@ -88,11 +92,11 @@ func New(cfg Config, store *meshtls.Store, m *metrics.Metrics, log logr.Logger) 
 // grace: HTTP requests in flight finish, opaque connections are closed at
 // the end of the grace period.
 func (p *Proxy) Serve(ctx context.Context, ln net.Listener, grace time.Duration) error {
-	return forward.Serve(ctx, ln, grace, p.http, &p.conns, p.handle)
+	return forward.Serve(ctx, ln, grace, p.http, &p.conns, p.limiter, p.handle)
 }
 
 // handle classifies one accepted connection and hands it on.
-func (p *Proxy) handle(c net.Conn) {
+func (p *Proxy) handle(c net.Conn, slot *forward.Slot) {
 	dst, err := p.cfg.OrigDst(c)
 	direct := errors.Is(err, origdst.ErrNotRedirected)
 	if err != nil && !direct {
@@ -116,16 +120,16 @@ func (p *Proxy) handle(c net.Conn) {
 	}
 	switch {
 	case proto == detect.TLS:
-		p.handleTLS(dc, dst, direct)
+		p.handleTLS(dc, dst, direct, slot)
 	case direct:
 		p.log.V(1).Info("refused a direct connection without mesh TLS", "client", c.RemoteAddr().String())
 		c.Close()
 	case proto == detect.HTTP1:
-		if err := p.http.Serve(forward.GuardHTTP1(dc), &forward.ConnMeta{Dst: dst}); err != nil {
+		if err := p.http.Serve(forward.GuardHTTP1(dc), &forward.ConnMeta{Dst: dst, Slot: slot}); err != nil {
 			c.Close()
 		}
 	case proto == detect.HTTP2:
-		if err := p.http.Serve(dc, &forward.ConnMeta{Dst: dst}); err != nil {
+		if err := p.http.Serve(dc, &forward.ConnMeta{Dst: dst, Slot: slot}); err != nil {
 			c.Close()
 		}
 	default:
@@ -135,7 +139,7 @@ func (p *Proxy) handle(c net.Conn) {
 
 // handleTLS terminates mesh TLS meant for this proxy; any other TLS is the
 // application's and passes through untouched.
-func (p *Proxy) handleTLS(dc *detect.Conn, dst netip.AddrPort, direct bool) {
+func (p *Proxy) handleTLS(dc *detect.Conn, dst netip.AddrPort, direct bool, slot *forward.Slot) {
 	sni, err := dc.ServerName()
 	if err != nil || sni != p.store.LocalName() {
 		if direct {
@@ -173,7 +177,7 @@ func (p *Proxy) handleTLS(dc *detect.Conn, dst netip.AddrPort, direct bool) {
 			tc.Close() // HTTP comes redirected, with its original destination
 			return
 		}
-		if err := p.http.Serve(tc, &forward.ConnMeta{Dst: dst, TLS: true, PeerID: peer}); err != nil {
+		if err := p.http.Serve(tc, &forward.ConnMeta{Dst: dst, TLS: true, PeerID: peer, Slot: slot}); err != nil {
 			tc.Close()
 		}
 	default:

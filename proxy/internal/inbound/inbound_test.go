@@ -18,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	transportv1 "github.com/linkerd-go/linkerd-go/api/linkerd/transport/v1"
+	"github.com/linkerd-go/linkerd-go/proxy/internal/forward"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/metrics"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/origdst"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/testpki"
@@ -40,11 +41,12 @@ type fixture struct {
 	proxy  string         // the proxy's listener
 	direct atomic.Bool
 	toEcho atomic.Bool
+	m      *metrics.Metrics
 }
 
-func newFixture(t testing.TB) *fixture {
+func newFixture(t testing.TB, limits ...forward.Limits) *fixture {
 	t.Helper()
-	f := &fixture{ca: testpki.NewCA(t)}
+	f := &fixture{ca: testpki.NewCA(t), m: metrics.New()}
 
 	appLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -79,9 +81,14 @@ func newFixture(t testing.TB) *fixture {
 	f.echo = netip.MustParseAddrPort(echoLn.Addr().String())
 
 	store := f.ca.Store(t, serverID)
+	var lim forward.Limits
+	if len(limits) > 0 {
+		lim = limits[0]
+	}
 	p := New(Config{
 		DetectTimeout:  time.Second,
 		ConnectTimeout: time.Second,
+		Limits:         lim,
 		OrigDst: func(net.Conn) (netip.AddrPort, error) {
 			if f.direct.Load() {
 				return netip.AddrPort{}, origdst.ErrNotRedirected
@@ -91,7 +98,7 @@ func newFixture(t testing.TB) *fixture {
 			}
 			return f.app, nil
 		},
-	}, store, metrics.New(), logr.Discard())
+	}, store, f.m, logr.Discard())
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -77,6 +77,10 @@ type Metrics struct {
 	tcpRead   *prometheus.CounterVec
 	tcpWrite  *prometheus.CounterVec
 
+	loadShed    *prometheus.CounterVec
+	pending     *prometheus.GaugeVec
+	connections *prometheus.GaugeVec
+
 	mu      sync.RWMutex
 	handles map[Labels]*Handles
 }
@@ -99,9 +103,22 @@ func New() *Metrics {
 		tcpConns: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tcp_open_connections", Help: "TCP connections open now."}, labelNames),
 		tcpRead:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tcp_read_bytes_total", Help: "Bytes read from peers."}, labelNames),
 		tcpWrite: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tcp_write_bytes_total", Help: "Bytes written to peers."}, labelNames),
-		handles:  map[Labels]*Handles{},
+		loadShed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "load_shed_total",
+			Help: "Work refused because a limit was reached: HTTP requests answered 503 (kind=request), accepted connections closed at once (kind=connection).",
+		}, []string{"direction", "kind"}),
+		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "http_requests_pending",
+			Help: "HTTP requests waiting for their response's headers (the max-in-flight limit counts these).",
+		}, []string{"direction"}),
+		connections: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "accepted_connections_open",
+			Help: "Accepted connections open now, HTTP and opaque (the max-connections limit counts these).",
+		}, []string{"direction"}),
+		handles: map[Labels]*Handles{},
 	}
-	reg.MustRegister(m.requests, m.responses, m.latency, m.tcpOpen, m.tcpClose, m.tcpConns, m.tcpRead, m.tcpWrite)
+	reg.MustRegister(m.requests, m.responses, m.latency, m.tcpOpen, m.tcpClose, m.tcpConns, m.tcpRead, m.tcpWrite,
+		m.loadShed, m.pending, m.connections)
 	return m
 }
 
@@ -187,6 +204,52 @@ func (h *Handles) Response(status int, failure bool, grpcStatus string, errName 
 	}
 	r.count.Inc()
 	r.latency.Observe(latencyMs)
+}
+
+// Load is one side's load-shedding metrics.
+type Load struct {
+	ShedRequests, ShedConnections    prometheus.Counter
+	PendingRequests, OpenConnections prometheus.Gauge
+}
+
+// Load returns the load-shedding metrics of a direction (inbound or
+// outbound).
+func (m *Metrics) Load(direction string) *Load {
+	return &Load{
+		ShedRequests:    m.loadShed.WithLabelValues(direction, "request"),
+		ShedConnections: m.loadShed.WithLabelValues(direction, "connection"),
+		PendingRequests: m.pending.WithLabelValues(direction),
+		OpenConnections: m.connections.WithLabelValues(direction),
+	}
+}
+
+// Sample returns the value of the first counter or gauge of family whose
+// labels include labels, or 0 when there is none (tests and debugging).
+func (m *Metrics) Sample(family string, labels map[string]string) float64 {
+	mfs, err := m.Registry.Gather()
+	if err != nil {
+		return 0
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != family {
+			continue
+		}
+	next:
+		for _, s := range mf.GetMetric() {
+			for _, lp := range s.GetLabel() {
+				if v, ok := labels[lp.GetName()]; ok && v != lp.GetValue() {
+					continue next
+				}
+			}
+			switch {
+			case s.Counter != nil:
+				return s.Counter.GetValue()
+			case s.Gauge != nil:
+				return s.Gauge.GetValue()
+			}
+		}
+	}
+	return 0
 }
 
 // TCPClosed records a closed connection; errno names the error that closed

@@ -55,6 +55,8 @@ type Config struct {
 	IdleTimeout time.Duration
 	// OpaquePorts skip protocol detection.
 	OpaquePorts []mesh.PortRange
+	// Limits bound the side's work; zero fields take their defaults.
+	Limits forward.Limits
 	// OrigDst recovers a connection's original destination; tests replace
 	// it to run without nftables.
 	OrigDst func(net.Conn) (netip.AddrPort, error)
@@ -78,7 +80,8 @@ type Proxy struct {
 	mu    sync.RWMutex // read-locked on every request, write-locked to add or evict
 	dests map[netip.AddrPort]*dest
 
-	conns forward.Conns
+	conns   forward.Conns
+	limiter *forward.Limiter
 }
 
 type meshKey struct {
@@ -103,7 +106,8 @@ func New(cfg Config, store *meshtls.Store, resolve Resolver, m *metrics.Metrics,
 		resp.Header.Del(mesh.OrigProtoHeader)
 		return nil
 	}
-	p.http = forward.NewHTTPServer(http.HandlerFunc(p.serveHTTP), forward.DefaultLimits, log)
+	p.limiter = forward.NewLimiter(cfg.Limits.WithDefaults(), m.Load("outbound"), log)
+	p.http = forward.NewHTTPServer(http.HandlerFunc(p.serveHTTP), forward.DefaultLimits, p.limiter, log)
 	return p
 }
 
@@ -161,7 +165,7 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener, grace time.Duration)
 	janitorCtx, stopJanitor := context.WithCancel(ctx)
 	janitorDone := make(chan struct{})
 	go func() { defer close(janitorDone); p.janitor(janitorCtx) }()
-	err := forward.Serve(ctx, ln, grace, p.http, &p.conns, p.handle)
+	err := forward.Serve(ctx, ln, grace, p.http, &p.conns, p.limiter, p.handle)
 	stopJanitor()
 	<-janitorDone
 	p.mu.Lock()
@@ -176,7 +180,7 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener, grace time.Duration)
 	return err
 }
 
-func (p *Proxy) handle(c net.Conn) {
+func (p *Proxy) handle(c net.Conn, slot *forward.Slot) {
 	dst, err := p.cfg.OrigDst(c)
 	if err != nil {
 		p.log.V(1).Info("no original destination", "err", err)
@@ -197,11 +201,11 @@ func (p *Proxy) handle(c net.Conn) {
 	}
 	switch proto {
 	case detect.HTTP1:
-		if err := p.http.Serve(forward.GuardHTTP1(dc), &forward.ConnMeta{Dst: dst}); err != nil {
+		if err := p.http.Serve(forward.GuardHTTP1(dc), &forward.ConnMeta{Dst: dst, Slot: slot}); err != nil {
 			c.Close()
 		}
 	case detect.HTTP2:
-		if err := p.http.Serve(dc, &forward.ConnMeta{Dst: dst}); err != nil {
+		if err := p.http.Serve(dc, &forward.ConnMeta{Dst: dst, Slot: slot}); err != nil {
 			c.Close()
 		}
 	default:
