@@ -8,7 +8,8 @@
 // The metric names are the proxy's (proxy/README.md): response_total
 // (label classification = success|failure) and the response_latency_ms
 // histogram, both with direction="inbound" for traffic the pod served, and
-// the tcp_open_connections gauge.
+// the accepted_connections_open gauge (tcp_open_connections from proxies
+// that lack it).
 package stat
 
 import (
@@ -28,11 +29,13 @@ const (
 	ResponseTotal      = "response_total"
 	ResponseLatencyMs  = "response_latency_ms"
 	TCPOpenConnections = "tcp_open_connections"
-	labelDirection     = "direction"
-	labelClass         = "classification"
-	inbound            = "inbound"
-	classSuccess       = "success"
-	classFailure       = "failure"
+	// AcceptedConnectionsOpen is the gauge of all accepted connections.
+	AcceptedConnectionsOpen = "accepted_connections_open"
+	labelDirection          = "direction"
+	labelClass              = "classification"
+	inbound                 = "inbound"
+	classSuccess            = "success"
+	classFailure            = "failure"
 )
 
 // Bucket is one cumulative histogram bucket.
@@ -49,7 +52,8 @@ type Totals struct {
 	// Latency is the inbound response_latency_ms histogram, summed over
 	// every label set, by upper bound (ascending).
 	Latency []Bucket `json:"-"`
-	// OpenConnections is the inbound tcp_open_connections gauge.
+	// OpenConnections is the inbound accepted_connections_open gauge (or,
+	// from older proxies, tcp_open_connections).
 	OpenConnections float64 `json:"openConnections"`
 }
 
@@ -91,8 +95,15 @@ func totals(fams map[string]*dto.MetricFamily) Totals {
 			}
 		}
 	}
-	if f := fams[TCPOpenConnections]; f != nil {
-		for _, m := range f.GetMetric() {
+	// accepted_connections_open counts every connection the proxy accepted,
+	// HTTP ones included; tcp_open_connections only those forwarded as
+	// opaque TCP. Proxies from before the former have only the latter.
+	open := fams[AcceptedConnectionsOpen]
+	if open == nil {
+		open = fams[TCPOpenConnections]
+	}
+	if open != nil {
+		for _, m := range open.GetMetric() {
 			if label(m, labelDirection) == inbound {
 				t.OpenConnections += m.GetGauge().GetValue()
 			}

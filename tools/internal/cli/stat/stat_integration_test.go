@@ -3,6 +3,7 @@
 package stat
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -161,11 +162,11 @@ func TestRealProxy(t *testing.T) {
 		t.Errorf("RPS %v, want %v", r.RPS, want)
 	}
 	// The second scrape alone: exactly these requests, counted inbound.
-	after, err := Parse(bytesReader(scrapes[1]))
+	after, err := Parse(bytes.NewReader(scrapes[1]))
 	if err != nil {
 		t.Fatal(err)
 	}
-	before, _ := Parse(bytesReader(scrapes[0]))
+	before, _ := Parse(bytes.NewReader(scrapes[0]))
 	if d := after.Sub(before); d.Success != 30 || d.Failure != 10 || d.Latency[len(d.Latency)-1].Count != 40 {
 		t.Errorf("difference %+v: want 30 successes, 10 failures, 40 latency observations", d)
 	}
@@ -178,7 +179,7 @@ func TestRealProxy(t *testing.T) {
 		// One more scrape after the traffic for the table golden tests.
 		_ = metricsURL
 	}
-	var buf = new(bytesBuffer)
+	buf := new(bytes.Buffer)
 	if err := WriteTable(buf, rows, false); err != nil {
 		t.Fatal(err)
 	}

@@ -193,3 +193,32 @@ func TestWindowMustBePositive(t *testing.T) {
 		t.Error("no error for a zero window")
 	}
 }
+
+// Open connections come from accepted_connections_open, which counts HTTP
+// connections too, and from tcp_open_connections only when a proxy lacks
+// the former.
+func TestOpenConnections(t *testing.T) {
+	const tcpOnly = `# TYPE tcp_open_connections gauge
+tcp_open_connections{direction="inbound",tls="true"} 2
+tcp_open_connections{direction="outbound",tls="true"} 5
+`
+	const both = tcpOnly + `# TYPE accepted_connections_open gauge
+accepted_connections_open{direction="inbound"} 7
+accepted_connections_open{direction="outbound"} 9
+`
+	for _, tc := range []struct {
+		name, text string
+		want       float64
+	}{
+		{"older proxy", tcpOnly, 2},
+		{"accepted connections", both, 7},
+	} {
+		got, err := Parse(strings.NewReader(tc.text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.OpenConnections != tc.want {
+			t.Errorf("%s: open connections = %v, want %v", tc.name, got.OpenConnections, tc.want)
+		}
+	}
+}
