@@ -42,19 +42,11 @@ func ReadCRDs(dirs []string) ([]*unstructured.Unstructured, error) {
 			if err != nil {
 				return nil, err
 			}
-			dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
-			for {
-				obj := &unstructured.Unstructured{}
-				err := dec.Decode(&obj.Object)
-				if errors.Is(err, io.EOF) {
-					break
-				}
-				if err != nil {
-					return nil, fmt.Errorf("%s: %w", path, err)
-				}
-				if len(obj.Object) == 0 {
-					continue // empty document
-				}
+			objs, err := DecodeObjects(data)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", path, err)
+			}
+			for _, obj := range objs {
 				if obj.GetAPIVersion() != "apiextensions.k8s.io/v1" || obj.GetKind() != "CustomResourceDefinition" {
 					return nil, fmt.Errorf("%s: %s %q is not a CustomResourceDefinition", path, obj.GetKind(), obj.GetName())
 				}
@@ -63,6 +55,26 @@ func ReadCRDs(dirs []string) ([]*unstructured.Unstructured, error) {
 		}
 	}
 	return crds, nil
+}
+
+// DecodeObjects splits a multi-document YAML (or JSON) manifest, such as a
+// chart's render, into its objects, skipping empty documents.
+func DecodeObjects(data []byte) ([]*unstructured.Unstructured, error) {
+	var objs []*unstructured.Unstructured
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+	for {
+		obj := &unstructured.Unstructured{}
+		err := dec.Decode(&obj.Object)
+		if errors.Is(err, io.EOF) {
+			return objs, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(obj.Object) > 0 {
+			objs = append(objs, obj)
+		}
+	}
 }
 
 // installCRDs creates the CRDs of dirs and waits until each is Established,
