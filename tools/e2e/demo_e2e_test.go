@@ -150,25 +150,11 @@ func checkDemoPods(t *testing.T, ctx context.Context, kube kubernetes.Interface,
 			if got := p.Labels["linkerd.io/proxy-deployment"]; got != d {
 				t.Errorf("%s: label linkerd.io/proxy-deployment=%q, want %q", p.Name, got, d)
 			}
-			if got, want := proxyEnv(p, "LINKERD2_PROXY_IDENTITY_LOCAL_NAME"), identityName(d, ns); got != want {
+			if got, want := stat.ProxyEnv(&p, "LINKERD2_PROXY_IDENTITY_LOCAL_NAME"), identityName(d, ns); got != want {
 				t.Errorf("%s: proxy identity %q, want %q", p.Name, got, want)
 			}
 		}
 	}
-}
-
-func proxyEnv(p corev1.Pod, name string) string {
-	for _, c := range append(p.Spec.InitContainers, p.Spec.Containers...) {
-		if c.Name != stat.ProxyContainer {
-			continue
-		}
-		for _, e := range c.Env {
-			if e.Name == name {
-				return e.Value
-			}
-		}
-	}
-	return ""
 }
 
 // checkMTLS waits for frontend → backend requests in the proxies' metrics

@@ -250,7 +250,7 @@ func runIdentity(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	failed := 0
 	for i := range pods {
 		p := &pods[i]
-		info := identityInfo{Pod: p.Name, Namespace: p.Namespace, Identity: expandPodRefs(p, proxyEnv(p, "LINKERD2_PROXY_IDENTITY_LOCAL_NAME"))}
+		info := identityInfo{Pod: p.Name, Namespace: p.Namespace, Identity: expandPodRefs(p, stat.ProxyEnv(p, "LINKERD2_PROXY_IDENTITY_LOCAL_NAME"))}
 		body, err := scrape(ctx, p)
 		if err == nil {
 			info.Expires, err = certExpiry(body)
@@ -285,21 +285,6 @@ func runIdentity(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return fmt.Errorf("could not read the identity of %d of %d pods", failed, len(pods))
 	}
 	return nil
-}
-
-// proxyEnv returns a literal environment value of the proxy container.
-func proxyEnv(p *corev1.Pod, name string) string {
-	for _, c := range append(append([]corev1.Container{}, p.Spec.InitContainers...), p.Spec.Containers...) {
-		if c.Name != stat.ProxyContainer {
-			continue
-		}
-		for _, e := range c.Env {
-			if e.Name == name {
-				return e.Value
-			}
-		}
-	}
-	return ""
 }
 
 // expandPodRefs expands the $(_pod_*) references an injected proxy's

@@ -22,6 +22,7 @@ import (
 	"github.com/linkerd-go/linkerd-go/tools/internal/cli/clitest"
 	"github.com/linkerd-go/linkerd-go/tools/internal/cli/pki"
 	"github.com/linkerd-go/linkerd-go/tools/internal/cli/render"
+	"github.com/linkerd-go/linkerd-go/tools/internal/cli/stat"
 )
 
 const chartTestdata = "../../../deploy/charts/linkerd-control-plane/testdata/"
@@ -212,7 +213,7 @@ func TestCertExpiry(t *testing.T) {
 	}
 	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-1", Namespace: "app"}, Spec: corev1.PodSpec{ServiceAccountName: "web",
 		InitContainers: []corev1.Container{{Name: "linkerd-proxy", Env: []corev1.EnvVar{{Name: "LINKERD2_PROXY_IDENTITY_LOCAL_NAME", Value: "$(_pod_sa).$(_pod_ns).serviceaccount.identity.linkerd.cluster.local"}}}}}}
-	if got := expandPodRefs(p, proxyEnv(p, "LINKERD2_PROXY_IDENTITY_LOCAL_NAME")); got != "web.app.serviceaccount.identity.linkerd.cluster.local" {
+	if got := expandPodRefs(p, stat.ProxyEnv(p, "LINKERD2_PROXY_IDENTITY_LOCAL_NAME")); got != "web.app.serviceaccount.identity.linkerd.cluster.local" {
 		t.Errorf("identity %q", got)
 	}
 }

@@ -25,6 +25,25 @@ const AdminPort = 4191
 // ProxyContainer is the proxy's container name.
 const ProxyContainer = "linkerd-proxy"
 
+// ProxyEnv returns the literal value of an environment variable of a pod's
+// proxy container (a native sidecar among the init containers, or a
+// container in the legacy layout), or "" when there is none.
+func ProxyEnv(p *corev1.Pod, name string) string {
+	for _, cs := range [][]corev1.Container{p.Spec.InitContainers, p.Spec.Containers} {
+		for _, c := range cs {
+			if c.Name != ProxyContainer {
+				continue
+			}
+			for _, e := range c.Env {
+				if e.Name == name {
+					return e.Value
+				}
+			}
+		}
+	}
+	return ""
+}
+
 // Selector says which workloads to report.
 type Selector struct {
 	Namespace string
