@@ -235,16 +235,47 @@ func checkSpread(t *testing.T, ctx context.Context, kube kubernetes.Interface, n
 	if len(backends) != demo.BackendReplicas {
 		t.Fatalf("%d backend pods, want %d", len(backends), demo.BackendReplicas)
 	}
-	counts := map[string]float64{}
-	waitUntil(t, ctx, fmt.Sprintf("%d frontend → backend requests", spreadRequests), func() error {
-		var total float64
+	// answered reads how many of the frontend's requests each backend has
+	// served so far.
+	answered := func() (map[string]float64, error) {
+		n := map[string]float64{}
 		for _, b := range backends {
 			m, err := proxyMetrics(ctx, kube, b)
 			if err != nil {
-				return err
+				return nil, err
 			}
-			counts[b.Name] = sum(where(m["request_total"], map[string]string{"direction": "inbound", "client_id": frontendID}))
-			total += counts[b.Name]
+			n[b.Name] = sum(where(m["request_total"], map[string]string{"direction": "inbound", "client_id": frontendID}))
+		}
+		return n, nil
+	}
+	// Count from the moment every replica has served the frontend at least
+	// once, i.e. is in its balancer: a replica that became Ready after the
+	// load started has missed the requests before, which says nothing of
+	// the balancing.
+	var baseline map[string]float64
+	waitUntil(t, ctx, "every backend replica answering the frontend", func() error {
+		n, err := answered()
+		if err != nil {
+			return err
+		}
+		for pod, v := range n {
+			if v == 0 {
+				return fmt.Errorf("%s has answered none yet: %v", pod, n)
+			}
+		}
+		baseline = n
+		return nil
+	})
+	counts := map[string]float64{}
+	waitUntil(t, ctx, fmt.Sprintf("%d more frontend → backend requests", spreadRequests), func() error {
+		n, err := answered()
+		if err != nil {
+			return err
+		}
+		var total float64
+		for pod, v := range n {
+			counts[pod] = v - baseline[pod]
+			total += counts[pod]
 		}
 		if total < spreadRequests {
 			return fmt.Errorf("%v so far: %v", total, counts)
@@ -255,7 +286,7 @@ func checkSpread(t *testing.T, ctx context.Context, kube kubernetes.Interface, n
 	for _, n := range counts {
 		total += n
 	}
-	t.Logf("requests answered per backend replica: %v", counts)
+	t.Logf("requests answered per backend replica since each answered its first: %v", counts)
 	for pod, n := range counts {
 		if n < minShare*total {
 			t.Errorf("%s answered %v of %v requests (less than %.0f%%): %v", pod, n, total, 100*minShare, counts)
