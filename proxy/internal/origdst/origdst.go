@@ -20,11 +20,19 @@ import (
 const soOriginalDst = 80
 
 // ErrNotRedirected is returned for a connection that reached the listener
-// directly: conntrack has no NAT record for it.
+// directly: conntrack has no record of it, or its record says it was
+// addressed to the listener itself.
 var ErrNotRedirected = errors.New("connection was not redirected")
 
 // Get returns the original destination of a TCP connection accepted on a
 // redirected listener.
+//
+// Where connection tracking is active in the network namespace (any
+// Kubernetes node, any pod with nftables rules), SO_ORIGINAL_DST answers
+// for every tracked connection, redirected or not: for one made straight to
+// the listener it returns the connection's own destination. That is not a
+// redirection, and taking it for one would make the proxy forward the
+// connection to its own listener, so it is reported as ErrNotRedirected.
 func Get(conn net.Conn) (netip.AddrPort, error) {
 	tc, ok := conn.(syscall.Conn)
 	if !ok {
@@ -51,7 +59,19 @@ func Get(conn net.Conn) (netip.AddrPort, error) {
 	if errors.Is(sockErr, unix.ENOENT) {
 		return netip.AddrPort{}, ErrNotRedirected
 	}
-	return dst, sockErr
+	if sockErr != nil {
+		return netip.AddrPort{}, sockErr
+	}
+	if local != nil && dst == unmapped(local.AddrPort()) {
+		return netip.AddrPort{}, ErrNotRedirected
+	}
+	return dst, nil
+}
+
+// unmapped returns a with an IPv4-mapped IPv6 address as plain IPv4 (how
+// net reports IPv4 addresses it stored in 16 bytes).
+func unmapped(a netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
 }
 
 func original4(fd int) (netip.AddrPort, error) {

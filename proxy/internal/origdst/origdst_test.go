@@ -6,8 +6,9 @@ import (
 	"testing"
 )
 
-// A connection that was not redirected has no original destination; the
-// redirected case is covered by the proxy's network-namespace tests.
+// A connection that was not redirected has no original destination, whether
+// or not the host tracks connections (both cases, and a redirected
+// connection, are tested hermetically in origdst_integration_test.go).
 func TestNotRedirected(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
