@@ -65,6 +65,10 @@ type Client struct {
 	once   sync.Once
 	expiry prometheus.Gauge
 	fails  prometheus.Counter
+	// clock schedules renewals and retries; tests replace it to drive the
+	// schedule without waiting. Certificates are always verified against the
+	// real time.
+	clock clock
 }
 
 // New makes a Client that certifies through rpc and registers its metrics
@@ -91,7 +95,7 @@ func New(log logr.Logger, cfg Config, rpc identityv1.IdentityServiceClient, reg 
 		return nil, err
 	}
 	c := &Client{
-		log: log, cfg: cfg, rpc: rpc, key: key, csr: csr, ready: make(chan struct{}),
+		log: log, cfg: cfg, rpc: rpc, key: key, csr: csr, ready: make(chan struct{}), clock: realClock{},
 		expiry: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "destination_identity_cert_expiry_timestamp_seconds",
 			Help: "When the server certificate destination holds expires (Unix time); 0 before the first.",
@@ -174,18 +178,43 @@ func (c *Client) Run(ctx context.Context) error {
 			c.log.Error(err, "could not obtain a certificate", "identity", c.cfg.Name.String(), "retryIn", wait)
 		} else {
 			backoff = time.Second
-			wait = time.Duration(float64(time.Until(notAfter)) * refreshFraction)
-			wait = min(max(wait, c.cfg.MinRefresh), c.cfg.MaxRefresh)
+			wait = renewalDelay(c.clock.Now(), notAfter, c.cfg.MinRefresh, c.cfg.MaxRefresh)
 			c.log.V(1).Info("certificate obtained", "identity", c.cfg.Name.String(), "notAfter", notAfter, "renewIn", wait)
 		}
-		timer := time.NewTimer(wait)
+		timer, stop := c.clock.After(wait)
 		select {
 		case <-ctx.Done():
-			timer.Stop()
+			stop()
 			return nil
-		case <-timer.C:
+		case <-timer:
 		}
 	}
+}
+
+// renewalDelay is how long after now a certificate expiring at notAfter is
+// renewed: refreshFraction of its remaining lifetime, within [lo, hi].
+// notAfter is the certificate's own, whole-second expiry, not the issuance
+// time plus a lifetime, so the delay never reaches past the real expiry.
+func renewalDelay(now, notAfter time.Time, lo, hi time.Duration) time.Duration {
+	d := time.Duration(float64(notAfter.Sub(now)) * refreshFraction)
+	return min(max(d, lo), hi)
+}
+
+// clock is the time seam of the renewal schedule.
+type clock interface {
+	Now() time.Time
+	// After returns a channel that receives once d has passed, and a
+	// function that stops it.
+	After(d time.Duration) (<-chan time.Time, func())
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time { return time.Now() }
+
+func (realClock) After(d time.Duration) (<-chan time.Time, func()) {
+	t := time.NewTimer(d)
+	return t.C, func() { t.Stop() }
 }
 
 func (c *Client) certify(ctx context.Context) (time.Time, error) {

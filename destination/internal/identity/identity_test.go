@@ -117,12 +117,48 @@ type fixture struct {
 	root   *ca
 	fake   *fakeIdentity
 	client *Client
+	clk    *fakeClock
 	reg    *prometheus.Registry
 	token  string
 }
 
+// fakeClock hands every timer the client starts to the test, which fires
+// it: the schedule advances by events, not by waiting.
+type fakeClock struct {
+	mu     sync.Mutex
+	now    time.Time
+	timers chan *fakeTimer
+}
+
+type fakeTimer struct {
+	clk *fakeClock
+	d   time.Duration
+	c   chan time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) After(d time.Duration) (<-chan time.Time, func()) {
+	t := &fakeTimer{clk: c, d: d, c: make(chan time.Time, 1)}
+	c.timers <- t
+	return t.c, func() {}
+}
+
+// fire moves the clock to the timer's deadline and expires it.
+func (t *fakeTimer) fire() {
+	t.clk.mu.Lock()
+	t.clk.now = t.clk.now.Add(t.d)
+	now := t.clk.now
+	t.clk.mu.Unlock()
+	t.c <- now
+}
+
 // start serves a fake identity service over TLS on loopback, dials it as
-// destination does, and runs a Client until the test ends.
+// destination does, and runs a Client on a fake clock until the test ends.
 func start(t *testing.T, lifetime time.Duration, signer func(root *ca) *ca) *fixture {
 	t.Helper()
 	root := newCA(t, nil, "root")
@@ -157,10 +193,12 @@ func start(t *testing.T, lifetime time.Duration, signer func(root *ca) *ca) *fix
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.client, err = New(testr.New(t), Config{Name: ourName, TrustAnchors: anchors, TokenFile: f.token, MinRefresh: time.Millisecond, MaxRefresh: time.Hour}, identityv1.NewIdentityServiceClient(conn), f.reg)
+	f.client, err = New(testr.New(t), Config{Name: ourName, TrustAnchors: anchors, TokenFile: f.token}, identityv1.NewIdentityServiceClient(conn), f.reg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.clk = &fakeClock{now: time.Now(), timers: make(chan *fakeTimer, 1)}
+	f.client.clock = f.clk
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -177,29 +215,70 @@ func start(t *testing.T, lifetime time.Duration, signer func(root *ca) *ca) *fix
 	return f
 }
 
+// hangGuard turns a deadlock into a failure with a message; no outcome
+// depends on it.
+const hangGuard = 2 * time.Minute
+
 func (f *fixture) nextCall(t *testing.T) string {
 	t.Helper()
 	select {
 	case c := <-f.fake.calls:
 		return c
-	case <-time.After(20 * time.Second):
+	case <-time.After(hangGuard):
 		t.Fatal("no Certify call")
 	}
 	return ""
 }
 
+// nextTimer waits until the client schedules its next attempt: the
+// previous one is then complete (certificate held, metrics updated).
+func (f *fixture) nextTimer(t *testing.T) *fakeTimer {
+	t.Helper()
+	select {
+	case tm := <-f.clk.timers:
+		return tm
+	case <-time.After(hangGuard):
+		t.Fatal("no next attempt scheduled")
+	}
+	return nil
+}
+
 func TestObtainsAndRenews(t *testing.T) {
-	// A short lifetime: renewal comes after MinRefresh.
-	f := start(t, time.Second, nil)
+	// An hour-long certificate, renewed when the test fires the renewal
+	// timer: nothing here races with the certificate's whole-second expiry.
+	f := start(t, time.Hour, nil)
 	if got := f.nextCall(t); got != "ok" {
 		t.Fatalf("first call %s", got)
 	}
+	tm := f.nextTimer(t)
+	first := f.client.Certificate()
+	if first == nil || !f.client.Ready() {
+		t.Fatal("no certificate held after the first call")
+	}
+	// 70% of what is left of the hour: the whole-second NotAfter and the
+	// moments between the clock's start and the issuance move it by less
+	// than a second.
+	if lo, hi := 41*time.Minute+58*time.Second, 42*time.Minute+time.Second; tm.d <= lo || tm.d >= hi {
+		t.Errorf("renewal scheduled in %v, want 70%% of the remaining hour, in (%v, %v)", tm.d, lo, hi)
+	}
+	if want := renewalDelay(f.clk.Now(), first.Leaf.NotAfter, DefaultMinRefresh, DefaultMaxRefresh); tm.d != want {
+		t.Errorf("renewal scheduled in %v, want %v", tm.d, want)
+	}
+	if got := testutil.ToFloat64(f.client.expiry); got != float64(first.Leaf.NotAfter.Unix()) {
+		t.Errorf("expiry gauge %v, want %v", got, first.Leaf.NotAfter.Unix())
+	}
+
+	tm.fire()
 	if got := f.nextCall(t); got != "ok" {
 		t.Fatalf("renewal %s", got)
 	}
+	f.nextTimer(t)
 	cert := f.client.Certificate()
 	if cert == nil || !f.client.Ready() {
 		t.Fatal("no certificate held")
+	}
+	if cert == first || cert.Leaf.SerialNumber.Cmp(first.Leaf.SerialNumber) == 0 {
+		t.Fatal("renewal kept the first certificate")
 	}
 	if got := cert.Leaf.DNSNames; len(got) != 1 || got[0] != ourName.String() {
 		t.Fatalf("leaf names %v", got)
@@ -228,15 +307,23 @@ func TestObtainsAndRenews(t *testing.T) {
 
 func TestRefusesUntrustedChain(t *testing.T) {
 	// The identity service signs with an issuer that does not chain to the
-	// anchors: the certificate is refused and retried.
+	// anchors: the certificate is refused and retried, backing off.
 	f := start(t, time.Hour, func(*ca) *ca { return newCA(t, nil, "rogue") })
-	f.nextCall(t)
-	f.nextCall(t)
-	if f.client.Ready() {
-		t.Fatal("holding a certificate that does not chain to the anchors")
+	for i, want := range []time.Duration{time.Second, 2 * time.Second} {
+		f.nextCall(t)
+		tm := f.nextTimer(t)
+		if f.client.Ready() {
+			t.Fatal("holding a certificate that does not chain to the anchors")
+		}
+		if tm.d != want {
+			t.Errorf("retry %d in %v, want %v", i+1, tm.d, want)
+		}
+		tm.fire()
 	}
-	if got := testutil.ToFloat64(f.client.fails); got < 1 {
-		t.Fatalf("failures %v", got)
+	f.nextCall(t)
+	f.nextTimer(t)
+	if got := testutil.ToFloat64(f.client.fails); got != 3 {
+		t.Fatalf("failures %v, want 3", got)
 	}
 }
 
@@ -249,14 +336,41 @@ func TestRetriesAfterErrorsAndReadsTheTokenEachTime(t *testing.T) {
 	if got := f.nextCall(t); got != codes.Unauthenticated.String() {
 		t.Fatalf("first call %s, want Unauthenticated", got)
 	}
+	tm := f.nextTimer(t)
+	if f.client.Ready() {
+		t.Fatal("ready after a refused call")
+	}
 	if err := os.WriteFile(f.token, []byte("rotated"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for f.nextCall(t) != "ok" {
+	tm.fire()
+	if got := f.nextCall(t); got != "ok" {
+		t.Fatalf("call after the token was fixed: %s", got)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	f.nextTimer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 	if err := f.client.WaitReady(ctx); err != nil {
 		t.Fatal("no certificate after the token was fixed")
+	}
+}
+
+func TestRenewalDelay(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 500_000_000, time.UTC)
+	for _, tc := range []struct {
+		name     string
+		notAfter time.Time
+		want     time.Duration
+	}{
+		// A 24h certificate issued at now has a NotAfter truncated to the
+		// second: the delay counts from the real expiry.
+		{"24h, truncated", now.Add(24 * time.Hour).Truncate(time.Second), 16*time.Hour + 47*time.Minute + 59*time.Second + 650*time.Millisecond},
+		{"below the minimum", now.Add(5 * time.Second), DefaultMinRefresh},
+		{"already expired", now.Add(-time.Second), DefaultMinRefresh},
+		{"above the maximum", now.Add(40 * 24 * time.Hour), DefaultMaxRefresh},
+	} {
+		if got := renewalDelay(now, tc.notAfter, DefaultMinRefresh, DefaultMaxRefresh); got != tc.want {
+			t.Errorf("%s: renewalDelay = %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }
