@@ -8,10 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"time"
 
 	"github.com/go-logr/logr"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
@@ -24,6 +26,7 @@ import (
 	"github.com/linkerd-go/linkerd-go/proxy/internal/meshtls"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/metrics"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/outbound"
+	"github.com/linkerd-go/linkerd-go/proxy/internal/selfaddr"
 )
 
 func sideLimits(l config.SideLimits) forward.Limits {
@@ -60,41 +63,31 @@ func Run(ctx context.Context, cfg *config.Config, log logr.Logger) error {
 	disc := discovery.New(dstConn, cfg.DestinationContext, log.WithName("discovery"), m.Registry, discovery.Options{})
 	defer disc.Close()
 
+	inLimits, outLimits := sideLimits(cfg.Inbound).WithDefaults(), sideLimits(cfg.Outbound).WithDefaults()
+	fitFileLimit(log, &inLimits, &outLimits)
+
+	lns, err := listen(ctx, append([]string{cfg.InboundAddr, cfg.AdminAddr}, cfg.OutboundAddrs...))
+	if err != nil {
+		return err
+	}
+	inLn, adminLn, outLns := lns[0], lns[1], lns[2:]
+	self, err := ownListeners(cfg.ControlAddr, lns...)
+	if err != nil {
+		for _, ln := range lns {
+			ln.Close()
+		}
+		return err
+	}
 	in := inbound.New(inbound.Config{
 		DetectTimeout: cfg.DetectTimeout, ConnectTimeout: cfg.InboundConnectTimeout, OpaquePorts: cfg.OpaquePorts,
-		Limits: sideLimits(cfg.Inbound),
+		Limits: inLimits, Self: self,
 	}, store, m, log.WithName("inbound"))
 	out := outbound.New(outbound.Config{
 		DetectTimeout: cfg.DetectTimeout, ConnectTimeout: cfg.OutboundConnectTimeout,
 		DiscoveryTimeout: 3 * time.Second, IdleTimeout: time.Minute, OpaquePorts: cfg.OpaquePorts,
-		Limits: sideLimits(cfg.Outbound),
+		Limits: outLimits, Self: self,
 	}, store, func(target string) outbound.Watch { return disc.Endpoints(target) }, m, log.WithName("outbound"))
 
-	var lc net.ListenConfig
-	inLn, err := lc.Listen(ctx, "tcp", cfg.InboundAddr)
-	if err != nil {
-		return err
-	}
-	var outLns []net.Listener
-	for _, a := range cfg.OutboundAddrs {
-		ln, err := lc.Listen(ctx, "tcp", a)
-		if err != nil {
-			inLn.Close()
-			for _, l := range outLns {
-				l.Close()
-			}
-			return err
-		}
-		outLns = append(outLns, ln)
-	}
-	adminLn, err := lc.Listen(ctx, "tcp", cfg.AdminAddr)
-	if err != nil {
-		inLn.Close()
-		for _, l := range outLns {
-			l.Close()
-		}
-		return err
-	}
 	adminCfg := admin.Config{Ready: store.HasCertificate}
 	if cfg.ShutdownEndpoint {
 		adminCfg.Shutdown = stop
@@ -114,4 +107,49 @@ func Run(ctx context.Context, cfg *config.Config, log logr.Logger) error {
 	}
 	log.Info("proxy stopped")
 	return err
+}
+
+// listen opens a listener on each address, or none of them.
+func listen(ctx context.Context, addrs []string) ([]net.Listener, error) {
+	var lc net.ListenConfig
+	var lns []net.Listener
+	for _, a := range addrs {
+		ln, err := lc.Listen(ctx, "tcp", a)
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return nil, err
+		}
+		lns = append(lns, ln)
+	}
+	return lns, nil
+}
+
+// fitFileLimit lowers the sides' connection limits when the process's file
+// limit cannot hold them (see forward.FitFileLimit), and says so.
+func fitFileLimit(log logr.Logger, in, out *forward.Limits) {
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
+		log.Info("cannot read the file descriptor limit; connection limits kept", "err", err)
+		return
+	}
+	if needed, lowered := forward.FitFileLimit(rl.Cur, in, out); lowered {
+		log.Info("the file descriptor limit is below what the connection limits need; max connections lowered",
+			"nofile", rl.Cur, "needed", needed, "inboundMaxConnections", in.MaxConnections, "outboundMaxConnections", out.MaxConnections)
+	}
+}
+
+// ownListeners is the set of the proxy's listening addresses (and the
+// reserved control address), which no connection may be forwarded to.
+func ownListeners(controlAddr string, lns ...net.Listener) (*selfaddr.Set, error) {
+	addrs := []netip.AddrPort{netip.MustParseAddrPort(controlAddr)}
+	for _, ln := range lns {
+		a, err := netip.ParseAddrPort(ln.Addr().String())
+		if err != nil {
+			return nil, fmt.Errorf("listener address %s: %w", ln.Addr(), err)
+		}
+		addrs = append(addrs, a)
+	}
+	return selfaddr.FromInterfaces(addrs)
 }

@@ -67,6 +67,7 @@ type Config struct {
 	InboundAddr            string
 	OutboundAddrs          []string
 	AdminAddr              string
+	ControlAddr            string // reserved: not served yet, but never forwarded to
 	LocalName              string
 	TrustAnchorsPEM        []byte
 	TokenFile              string
@@ -118,6 +119,7 @@ func FromEnv(getenv func(string) string) (*Config, error) {
 		LogFormat:            get("LINKERD2_PROXY_LOG_FORMAT"),
 		InboundAddr:          get("LINKERD2_PROXY_INBOUND_LISTEN_ADDR"),
 		AdminAddr:            get("LINKERD2_PROXY_ADMIN_LISTEN_ADDR"),
+		ControlAddr:          get("LINKERD2_PROXY_CONTROL_LISTEN_ADDR"),
 		LocalName:            get("LINKERD2_PROXY_IDENTITY_LOCAL_NAME"),
 		TrustAnchorsPEM:      []byte(get("LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS")),
 		TokenFile:            get("LINKERD2_PROXY_IDENTITY_TOKEN_FILE"),
@@ -138,6 +140,7 @@ func FromEnv(getenv func(string) string) (*Config, error) {
 	for _, a := range []struct{ name, v string }{
 		{"LINKERD2_PROXY_INBOUND_LISTEN_ADDR", c.InboundAddr},
 		{"LINKERD2_PROXY_ADMIN_LISTEN_ADDR", c.AdminAddr},
+		{"LINKERD2_PROXY_CONTROL_LISTEN_ADDR", c.ControlAddr},
 	} {
 		if _, err := netip.ParseAddrPort(a.v); err != nil {
 			bad(a.name, err)

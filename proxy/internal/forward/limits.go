@@ -54,6 +54,41 @@ func (l Limits) WithDefaults() Limits {
 	return l
 }
 
+// Descriptors the limits are budgeted in: an accepted connection holds its
+// own and, while it is forwarded, one towards where it goes (opaque TCP,
+// or the HTTP connection its requests take); the reserve covers the
+// listeners, the control plane's connections, admin clients and files.
+const (
+	descriptorsPerConnection = 2
+	descriptorReserve        = 256
+)
+
+// FitFileLimit lowers the MaxConnections of each side so that every
+// connection the sides admit, with the one the proxy opens for it, fits in
+// the process's file limit (RLIMIT_NOFILE): past it, accept and connect
+// fail with EMFILE. It returns the budget needed before any change, and
+// whether it lowered a limit. Limits must have their defaults set.
+func FitFileLimit(nofile uint64, sides ...*Limits) (needed uint64, lowered bool) {
+	needed = descriptorReserve
+	for _, l := range sides {
+		needed += uint64(l.MaxConnections) * descriptorsPerConnection
+	}
+	if needed <= nofile || len(sides) == 0 {
+		return needed, false
+	}
+	perSide := 1
+	if nofile > descriptorReserve {
+		perSide = max(1, int((nofile-descriptorReserve)/descriptorsPerConnection/uint64(len(sides))))
+	}
+	for _, l := range sides {
+		if l.MaxConnections > perSide {
+			l.MaxConnections = perSide
+			lowered = true
+		}
+	}
+	return needed, lowered
+}
+
 // ErrOverloaded is the l5d-proxy-error of a request refused by
 // MaxInFlight (Linkerd's wording).
 const ErrOverloaded = "proxy max-concurrency exhausted"
@@ -64,6 +99,10 @@ type Limiter struct {
 	limits          Limits
 	log             logr.Logger
 	requests, conns bound
+
+	loops, acceptErrs rateLog
+	loopCount         prometheus.Counter     // nil: no metrics
+	acceptErrCount    *prometheus.CounterVec // nil: no metrics
 }
 
 // NewLimiter returns a limiter of l; a limit of 0 or less is unlimited
@@ -75,8 +114,28 @@ func NewLimiter(l Limits, load *metrics.Load, log logr.Logger) *Limiter {
 	if load != nil {
 		lim.requests.open, lim.requests.shed = load.PendingRequests, load.ShedRequests
 		lim.conns.open, lim.conns.shed = load.OpenConnections, load.ShedConnections
+		lim.loopCount, lim.acceptErrCount = load.Loops, load.AcceptErrors
 	}
 	return lim
+}
+
+// RefuseLoop counts and logs a connection refused because its target is
+// one of the proxy's own listeners. Such a connection is a client's doing
+// (sent to the proxy's port on purpose) or a misconfigured redirection,
+// so it is logged at info level, at most once per second.
+func (l *Limiter) RefuseLoop(client, target string) {
+	if l.loopCount != nil {
+		l.loopCount.Inc()
+	}
+	l.loops.noteAt(l.log, 0, "connection refused: its target is one of the proxy's own listeners", "client", client, "target", target)
+}
+
+// acceptFailed counts and logs a failed accept, at most once per second.
+func (l *Limiter) acceptFailed(err error) {
+	if l.acceptErrCount != nil {
+		l.acceptErrCount.WithLabelValues(Errno(err)).Inc()
+	}
+	l.acceptErrs.noteAt(l.log, 0, "accept failed; retrying after a backoff", "err", err)
 }
 
 // Limits returns the limits enforced.
@@ -161,13 +220,18 @@ type rateLog struct {
 }
 
 func (r *rateLog) note(log logr.Logger, msg string, kv ...any) {
+	r.noteAt(log, 1, msg, kv...)
+}
+
+// noteAt logs at verbosity v, at most once per second.
+func (r *rateLog) noteAt(log logr.Logger, v int, msg string, kv ...any) {
 	now := time.Now().UnixNano()
 	last := r.last.Load()
 	if now-last < int64(time.Second) || !r.last.CompareAndSwap(last, now) {
 		r.skipped.Add(1)
 		return
 	}
-	log.V(1).Info(msg, append(kv, "refusedSinceLastLine", r.skipped.Swap(0)+1)...)
+	log.V(v).Info(msg, append(kv, "refusedSinceLastLine", r.skipped.Swap(0)+1)...)
 }
 
 // limitHandler sheds requests past MaxInFlight and holds a place for each

@@ -2,8 +2,10 @@ package forward
 
 import (
 	"context"
+	"errors"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -41,6 +43,9 @@ func (s *Conns) closeAll() {
 
 // Serve accepts on ln until ctx ends, running handle for each connection
 // in its own goroutine, with http serving the connections handle gives it.
+// A failed accept (out of file descriptors, a connection aborted before it
+// was accepted) is counted and retried after a short backoff: it ends
+// neither the listener nor the proxy.
 // A connection past the limiter's MaxConnections is reset as soon as it is
 // accepted; each other one holds a slot until handle returns, or, when
 // handle gave it to http (with the slot in its ConnMeta), until http is done
@@ -51,6 +56,7 @@ func Serve(ctx context.Context, ln net.Listener, grace time.Duration, http *HTTP
 	if limiter == nil {
 		limiter = NewLimiter(Limits{}, nil, logr.Discard())
 	}
+	var retry acceptBackoff
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- http.Run() }()
 	stopAccept := make(chan struct{})
@@ -66,11 +72,20 @@ func Serve(ctx context.Context, ln net.Listener, grace time.Duration, http *HTTP
 	for {
 		c, aerr := ln.Accept()
 		if aerr != nil {
-			if ctx.Err() == nil {
-				err = aerr
+			if ctx.Err() != nil {
+				break
 			}
-			break
+			if !transientAcceptError(aerr) {
+				err = aerr
+				break
+			}
+			limiter.acceptFailed(aerr)
+			if !retry.wait(ctx) {
+				break
+			}
+			continue
 		}
+		retry.reset()
 		slot, ok := limiter.acceptConn()
 		if !ok {
 			refuse(c)
@@ -99,4 +114,45 @@ func Serve(ctx context.Context, ln net.Listener, grace time.Duration, http *HTTP
 		<-done
 	}
 	return err
+}
+
+// transientAcceptError reports accept errors that say nothing about the
+// listener itself: the process or the system is out of descriptors or
+// memory for now, or a connection went away before it was accepted.
+func transientAcceptError(err error) bool {
+	for _, errno := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED, syscall.EPROTO, syscall.EPERM, syscall.EINTR} {
+		if errors.Is(err, errno) {
+			return true
+		}
+	}
+	return false
+}
+
+// acceptBackoff spaces retries of a failing accept: 5ms, doubling to 1s,
+// so that a process out of descriptors does not spin while connections
+// close and give some back.
+type acceptBackoff struct{ delay time.Duration }
+
+const (
+	acceptBackoffMin = 5 * time.Millisecond
+	acceptBackoffMax = time.Second
+)
+
+func (b *acceptBackoff) reset() { b.delay = 0 }
+
+// wait sleeps for the next delay; false when ctx ended first.
+func (b *acceptBackoff) wait(ctx context.Context) bool {
+	if b.delay == 0 {
+		b.delay = acceptBackoffMin
+	} else {
+		b.delay = min(2*b.delay, acceptBackoffMax)
+	}
+	t := time.NewTimer(b.delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }

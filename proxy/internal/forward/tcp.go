@@ -107,6 +107,12 @@ func Errno(err error) string {
 			return "EHOSTUNREACH"
 		case syscall.ENETUNREACH:
 			return "ENETUNREACH"
+		case syscall.EMFILE:
+			return "EMFILE"
+		case syscall.ENFILE:
+			return "ENFILE"
+		case syscall.ECONNABORTED:
+			return "ECONNABORTED"
 		}
 		return "EOTHER"
 	}

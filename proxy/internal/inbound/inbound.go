@@ -26,6 +26,7 @@ import (
 	"github.com/linkerd-go/linkerd-go/proxy/internal/meshtls"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/metrics"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/origdst"
+	"github.com/linkerd-go/linkerd-go/proxy/internal/selfaddr"
 )
 
 // Config tunes the inbound side.
@@ -41,6 +42,9 @@ type Config struct {
 	// OrigDst recovers a connection's original destination; tests replace
 	// it to run without nftables.
 	OrigDst func(net.Conn) (netip.AddrPort, error)
+	// Self holds the proxy's own listeners: a connection is never
+	// forwarded to one of them (nil: no check).
+	Self *selfaddr.Set
 }
 
 // Proxy is the inbound side.
@@ -109,6 +113,8 @@ func (p *Proxy) handle(c net.Conn, slot *forward.Slot) {
 		// the transport header naming the port.
 		local, _ := netip.ParseAddrPort(c.LocalAddr().String())
 		dst = local
+	} else if p.refuseLoop(c, dst) {
+		return
 	} else if mesh.PortsContain(p.cfg.OpaquePorts, dst.Port()) {
 		p.forwardTCP(c, dst, metrics.Labels{Direction: "inbound", TargetAddr: dst.String(), TLS: "no_identity"})
 		return
@@ -171,6 +177,9 @@ func (p *Proxy) handleTLS(dc *detect.Conn, dst netip.AddrPort, direct bool, slot
 			return
 		}
 		target := netip.AddrPortFrom(dst.Addr(), uint16(hdr.GetPort()))
+		if p.refuseLoop(tc, target) {
+			return
+		}
 		p.forwardTCP(tc, target, metrics.Labels{Direction: "inbound", TargetAddr: target.String(), TLS: "true", ClientID: peer})
 	case "h2", "http/1.1":
 		if direct {
@@ -187,6 +196,17 @@ func (p *Proxy) handleTLS(dc *detect.Conn, dst netip.AddrPort, direct bool, slot
 		}
 		p.forwardTCP(tc, dst, metrics.Labels{Direction: "inbound", TargetAddr: dst.String(), TLS: "true", ClientID: peer})
 	}
+}
+
+// refuseLoop closes c when its target is one of the proxy's own listeners:
+// forwarding it would bring it back to the proxy, again and again.
+func (p *Proxy) refuseLoop(c net.Conn, target netip.AddrPort) bool {
+	if !p.cfg.Self.Contains(target) {
+		return false
+	}
+	p.limiter.RefuseLoop(c.RemoteAddr().String(), target.String())
+	c.Close()
+	return true
 }
 
 // forwardTCP connects to the application and copies bytes both ways.

@@ -21,6 +21,7 @@ import (
 	"github.com/linkerd-go/linkerd-go/proxy/internal/forward"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/metrics"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/origdst"
+	"github.com/linkerd-go/linkerd-go/proxy/internal/selfaddr"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/testpki"
 )
 
@@ -41,6 +42,7 @@ type fixture struct {
 	proxy  string         // the proxy's listener
 	direct atomic.Bool
 	toEcho atomic.Bool
+	toSelf atomic.Bool // the original destination is the proxy's own listener
 	m      *metrics.Metrics
 }
 
@@ -85,13 +87,23 @@ func newFixture(t testing.TB, limits ...forward.Limits) *fixture {
 	if len(limits) > 0 {
 		lim = limits[0]
 	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.proxy = ln.Addr().String()
+	self := netip.MustParseAddrPort(f.proxy)
 	p := New(Config{
 		DetectTimeout:  time.Second,
 		ConnectTimeout: time.Second,
 		Limits:         lim,
+		Self:           selfaddr.New([]netip.AddrPort{self}, nil),
 		OrigDst: func(net.Conn) (netip.AddrPort, error) {
 			if f.direct.Load() {
 				return netip.AddrPort{}, origdst.ErrNotRedirected
+			}
+			if f.toSelf.Load() {
+				return self, nil
 			}
 			if f.toEcho.Load() {
 				return f.echo, nil
@@ -99,11 +111,6 @@ func newFixture(t testing.TB, limits ...forward.Limits) *fixture {
 			return f.app, nil
 		},
 	}, store, f.m, logr.Discard())
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.proxy = ln.Addr().String()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Serve(ctx, ln, time.Second) }()
@@ -218,21 +225,29 @@ func TestOpaqueTCP(t *testing.T) {
 // port the header names, with mesh TLS.
 func TestTransportHeader(t *testing.T) {
 	f := newFixture(t)
+	c := f.dialTransport(t, f.echo.Port())
+	fmt.Fprint(c, "over the mesh\n")
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil || line != "over the mesh\n" {
+		t.Errorf("echo = %q, %v", line, err)
+	}
+}
+
+// dialTransport connects as a peer proxy does for an opaque port: straight
+// to the proxy, mesh TLS, and the transport header naming port.
+func (f *fixture) dialTransport(t *testing.T, port uint16) *tls.Conn {
+	t.Helper()
 	f.direct.Store(true)
 	cli := f.ca.Store(t, clientID)
 	c, err := tls.Dial("tcp", f.proxy, cli.ClientConfig(serverID, []string{transportv1.ALPN}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	if err := transportv1.WriteHeader(c, &transportv1.TransportHeader{Port: uint32(f.echo.Port())}); err != nil {
+	t.Cleanup(func() { c.Close() })
+	if err := transportv1.WriteHeader(c, &transportv1.TransportHeader{Port: uint32(port)}); err != nil {
 		t.Fatal(err)
 	}
-	fmt.Fprint(c, "over the mesh\n")
-	line, err := bufio.NewReader(c).ReadString('\n')
-	if err != nil || line != "over the mesh\n" {
-		t.Errorf("echo = %q, %v", line, err)
-	}
+	return c
 }
 
 // A direct connection without mesh TLS is closed.

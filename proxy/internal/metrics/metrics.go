@@ -80,6 +80,8 @@ type Metrics struct {
 	loadShed    *prometheus.CounterVec
 	pending     *prometheus.GaugeVec
 	connections *prometheus.GaugeVec
+	refused     *prometheus.CounterVec
+	acceptErrs  *prometheus.CounterVec
 
 	mu      sync.RWMutex
 	handles map[Labels]*Handles
@@ -115,10 +117,18 @@ func New() *Metrics {
 			Name: "accepted_connections_open",
 			Help: "Accepted connections open now, HTTP and opaque (the max-connections limit counts these).",
 		}, []string{"direction"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "connections_refused_total",
+			Help: "Accepted connections closed without being forwarded: reason=loop when their target is one of the proxy's own listeners.",
+		}, []string{"direction", "reason"}),
+		acceptErrs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "accept_errors_total",
+			Help: "Failed accepts on a listener (e.g. EMFILE: out of file descriptors); the listener backs off and keeps accepting.",
+		}, []string{"direction", "errno"}),
 		handles: map[Labels]*Handles{},
 	}
 	reg.MustRegister(m.requests, m.responses, m.latency, m.tcpOpen, m.tcpClose, m.tcpConns, m.tcpRead, m.tcpWrite,
-		m.loadShed, m.pending, m.connections)
+		m.loadShed, m.pending, m.connections, m.refused, m.acceptErrs)
 	return m
 }
 
@@ -206,10 +216,16 @@ func (h *Handles) Response(status int, failure bool, grpcStatus string, errName 
 	r.latency.Observe(latencyMs)
 }
 
-// Load is one side's load-shedding metrics.
+// Load is one side's metrics of the work it refuses: load shedding,
+// loops and failed accepts.
 type Load struct {
 	ShedRequests, ShedConnections    prometheus.Counter
 	PendingRequests, OpenConnections prometheus.Gauge
+	// Loops counts connections refused because they would reach one of
+	// the proxy's own listeners.
+	Loops prometheus.Counter
+	// AcceptErrors counts failed accepts by errno name.
+	AcceptErrors *prometheus.CounterVec
 }
 
 // Load returns the load-shedding metrics of a direction (inbound or
@@ -220,6 +236,8 @@ func (m *Metrics) Load(direction string) *Load {
 		ShedConnections: m.loadShed.WithLabelValues(direction, "connection"),
 		PendingRequests: m.pending.WithLabelValues(direction),
 		OpenConnections: m.connections.WithLabelValues(direction),
+		Loops:           m.refused.WithLabelValues(direction, "loop"),
+		AcceptErrors:    m.acceptErrs.MustCurryWith(prometheus.Labels{"direction": direction}),
 	}
 }
 

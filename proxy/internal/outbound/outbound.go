@@ -32,6 +32,7 @@ import (
 	"github.com/linkerd-go/linkerd-go/proxy/internal/meshtls"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/metrics"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/origdst"
+	"github.com/linkerd-go/linkerd-go/proxy/internal/selfaddr"
 )
 
 // Watch is a discovery watch of one target (*discovery.Watch).
@@ -60,6 +61,9 @@ type Config struct {
 	// OrigDst recovers a connection's original destination; tests replace
 	// it to run without nftables.
 	OrigDst func(net.Conn) (netip.AddrPort, error)
+	// Self holds the proxy's own listeners: a connection is never
+	// forwarded to one of them (nil: no check).
+	Self *selfaddr.Set
 }
 
 // Proxy is the outbound side.
@@ -184,6 +188,12 @@ func (p *Proxy) handle(c net.Conn, slot *forward.Slot) {
 	dst, err := p.cfg.OrigDst(c)
 	if err != nil {
 		p.log.V(1).Info("no original destination", "err", err)
+		c.Close()
+		return
+	}
+	if p.cfg.Self.Contains(dst) {
+		// Forwarding it would bring it back to the proxy, again and again.
+		p.limiter.RefuseLoop(c.RemoteAddr().String(), dst.String())
 		c.Close()
 		return
 	}
