@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/testr"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
@@ -229,6 +231,8 @@ type harness struct {
 	reg       *prometheus.Registry
 	client    *Client
 	tokenPath string
+	addr      string // the identity server's
+	gate      *gate  // in front of the server, with harnessOpts.gated
 	done      chan error
 	cancel    context.CancelFunc
 }
@@ -238,6 +242,97 @@ type harnessOpts struct {
 	dialName string
 	// noToken leaves the token file absent.
 	noToken bool
+	// gated puts the server behind a gate that starts closed (identity
+	// down) until the test opens it.
+	gated bool
+	// log receives the client's log lines; the test log if nil.
+	log *recorder
+}
+
+// gate is a listener in front of the identity server. Closed, it accepts
+// each connection and resets it at once, as a port with nothing behind it
+// does; open, it hands connections to the server.
+type gate struct {
+	net.Listener
+	open    atomic.Bool
+	refused chan struct{} // one per connection reset while closed
+}
+
+func (g *gate) Accept() (net.Conn, error) {
+	for {
+		c, err := g.Listener.Accept()
+		if err != nil || g.open.Load() {
+			return c, err
+		}
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetLinger(0) // a reset, not an orderly close
+		}
+		_ = c.Close()
+		select {
+		case g.refused <- struct{}{}:
+		default: // the test counts no further
+		}
+	}
+}
+
+// waitRefused waits for a connection the closed gate reset.
+func (g *gate) waitRefused(t *testing.T) {
+	t.Helper()
+	select {
+	case <-g.refused:
+	case <-time.After(hangGuard):
+		t.Fatal("no connection reached the identity service")
+	}
+}
+
+// recorder is a logr sink that keeps every line, for tests of what the
+// client logs.
+type recorder struct {
+	mu    sync.Mutex
+	lines []logLine
+}
+
+type logLine struct {
+	msg string
+	err error // for error lines
+	kv  map[string]any
+}
+
+func (r *recorder) logger() logr.Logger { return logr.New(&recordSink{r: r}) }
+
+func (r *recorder) all() []logLine {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]logLine(nil), r.lines...)
+}
+
+type recordSink struct {
+	r  *recorder
+	kv []any
+}
+
+func (s *recordSink) Init(logr.RuntimeInfo)  {}
+func (s *recordSink) Enabled(level int) bool { return level == 0 }
+func (s *recordSink) Info(_ int, msg string, kv ...any) {
+	s.add(logLine{msg: msg}, kv)
+}
+func (s *recordSink) Error(err error, msg string, kv ...any) {
+	s.add(logLine{msg: msg, err: err}, kv)
+}
+func (s *recordSink) WithValues(kv ...any) logr.LogSink {
+	return &recordSink{r: s.r, kv: append(append([]any(nil), s.kv...), kv...)}
+}
+func (s *recordSink) WithName(string) logr.LogSink { return s }
+
+func (s *recordSink) add(l logLine, kv []any) {
+	l.kv = map[string]any{}
+	all := append(append([]any(nil), s.kv...), kv...)
+	for i := 0; i+1 < len(all); i += 2 {
+		l.kv[fmt.Sprint(all[i])] = all[i+1]
+	}
+	s.r.mu.Lock()
+	s.r.lines = append(s.r.lines, l)
+	s.r.mu.Unlock()
 }
 
 func newHarness(t *testing.T, o harnessOpts) *harness {
@@ -253,9 +348,16 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 		MinVersion:   tls.VersionTLS13,
 		Certificates: []tls.Certificate{{Certificate: [][]byte{srvLeaf, p.issuer.der}, PrivateKey: srvKey}},
 	}
+	var lis net.Listener
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	var g *gate
+	if o.gated {
+		g = &gate{Listener: lis, refused: make(chan struct{}, 64)}
+		lis = g
 	}
 	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(srvTLS)))
 	identityv1.RegisterIdentityServiceServer(srv, fake)
@@ -277,7 +379,7 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	if dialName == "" {
 		dialName = identityName
 	}
-	conn, err := Dial(lis.Addr().String(), dialName, store.Roots())
+	conn, err := Dial(addr, dialName, store.Roots())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,14 +390,18 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 		writeToken(t, tokenPath, "token-1\n")
 	}
 	reg := prometheus.NewRegistry()
-	c, err := New(Config{TokenPath: tokenPath}, store, conn, reg, testr.New(t))
+	log := testr.New(t)
+	if o.log != nil {
+		log = o.log.logger()
+	}
+	c, err := New(Config{TokenPath: tokenPath}, store, conn, reg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	clk := newFakeClock()
 	c.clock = clk
 	c.jitter = func() float64 { return 0 }
-	return &harness{t: t, pki: p, fake: fake, store: store, clk: clk, reg: reg, client: c, tokenPath: tokenPath}
+	return &harness{t: t, pki: p, fake: fake, store: store, clk: clk, reg: reg, client: c, tokenPath: tokenPath, addr: addr, gate: g}
 }
 
 func writeToken(t testing.TB, path, token string) {

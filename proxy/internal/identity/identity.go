@@ -14,12 +14,15 @@ import (
 	"io"
 	mathrand "math/rand/v2"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
 
 	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/meshtls"
@@ -27,10 +30,17 @@ import (
 
 // Defaults of the Config fields left zero.
 const (
-	DefaultMinRefresh     = 10 * time.Second
-	DefaultMaxRefresh     = 24 * time.Hour
-	DefaultBackoffBase    = time.Second
-	DefaultBackoffMax     = time.Minute
+	DefaultMinRefresh  = 10 * time.Second
+	DefaultMaxRefresh  = 24 * time.Hour
+	DefaultBackoffBase = 500 * time.Millisecond
+	// DefaultUncertifiedBackoffMax caps the retry delay of a proxy that holds
+	// no valid certificate: it is not ready, and its pod waits for it (the
+	// injector's startup probe gives it two minutes).
+	DefaultUncertifiedBackoffMax = 2 * time.Second
+	// DefaultBackoffMax caps the retry delay of a proxy that still holds a
+	// valid certificate: it serves meanwhile, and renewal starts with hours
+	// of validity left.
+	DefaultBackoffMax     = 10 * time.Second
 	DefaultCertifyTimeout = 10 * time.Second
 	// DefaultTokenPath is where the injector mounts the projected token.
 	DefaultTokenPath = "/var/run/secrets/tokens/linkerd-identity-token"
@@ -45,6 +55,9 @@ const (
 	// refreshPercent is the share of the remaining lifetime after which the
 	// certificate is renewed.
 	refreshPercent = 70
+	// failureLogEvery bounds how often a failure that repeats the previous
+	// one is logged; a different error is logged at once.
+	failureLogEvery = 10 * time.Second
 )
 
 // Config is the identity client's configuration. Zero durations take the
@@ -57,9 +70,11 @@ type Config struct {
 	// certificate.
 	MinRefresh, MaxRefresh time.Duration
 	// BackoffBase is the first retry delay after a failure; it doubles on
-	// each further failure up to BackoffMax. Jitter takes each delay down
-	// by up to half.
-	BackoffBase, BackoffMax time.Duration
+	// each further consecutive failure up to a cap: UncertifiedBackoffMax
+	// while the proxy holds no valid certificate, BackoffMax while it holds
+	// one (and never past that certificate's expiry). Jitter takes each
+	// delay down by up to half.
+	BackoffBase, UncertifiedBackoffMax, BackoffMax time.Duration
 	// CertifyTimeout bounds one Certify call.
 	CertifyTimeout time.Duration
 }
@@ -73,6 +88,7 @@ func (c *Config) setDefaults() {
 	def(&c.MinRefresh, DefaultMinRefresh)
 	def(&c.MaxRefresh, DefaultMaxRefresh)
 	def(&c.BackoffBase, DefaultBackoffBase)
+	def(&c.UncertifiedBackoffMax, DefaultUncertifiedBackoffMax)
 	def(&c.BackoffMax, DefaultBackoffMax)
 	def(&c.CertifyTimeout, DefaultCertifyTimeout)
 }
@@ -88,7 +104,7 @@ func (c *Config) Validate() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"min refresh", c.MinRefresh}, {"max refresh", c.MaxRefresh}, {"backoff base", c.BackoffBase}, {"backoff max", c.BackoffMax}, {"certify timeout", c.CertifyTimeout}} {
+	}{{"min refresh", c.MinRefresh}, {"max refresh", c.MaxRefresh}, {"backoff base", c.BackoffBase}, {"uncertified backoff max", c.UncertifiedBackoffMax}, {"backoff max", c.BackoffMax}, {"certify timeout", c.CertifyTimeout}} {
 		if d.v < 0 {
 			errs = append(errs, fmt.Errorf("identity %s %v is negative", d.name, d.v))
 		}
@@ -96,8 +112,12 @@ func (c *Config) Validate() error {
 	if c.MinRefresh > c.MaxRefresh {
 		errs = append(errs, fmt.Errorf("identity min refresh %v exceeds max refresh %v", c.MinRefresh, c.MaxRefresh))
 	}
-	if c.BackoffBase > c.BackoffMax {
-		errs = append(errs, fmt.Errorf("identity backoff base %v exceeds backoff max %v", c.BackoffBase, c.BackoffMax))
+	if c.BackoffBase > c.UncertifiedBackoffMax {
+		errs = append(errs, fmt.Errorf("identity backoff base %v exceeds uncertified backoff max %v", c.BackoffBase, c.UncertifiedBackoffMax))
+	}
+	if c.UncertifiedBackoffMax > c.BackoffMax {
+		// A proxy without a certificate is the one that cannot serve.
+		errs = append(errs, fmt.Errorf("identity uncertified backoff max %v exceeds backoff max %v", c.UncertifiedBackoffMax, c.BackoffMax))
 	}
 	return errors.Join(errs...)
 }
@@ -166,17 +186,103 @@ func newCSR(key *ecdsa.PrivateKey, name string) ([]byte, error) {
 	return der, nil
 }
 
-// Dial returns a connection to the identity service at addr (a gRPC target,
-// e.g. "linkerd-identity-headless.linkerd.svc.cluster.local:8080"). The
-// server must present a certificate chaining to roots that names exactly
+// Dial returns the connection to the identity service at addr (a gRPC
+// target, e.g. "linkerd-identity-headless.linkerd.svc.cluster.local:8080").
+// The server must present a certificate chaining to roots that names exactly
 // serverName, the identity service's own identity; TLS 1.3 only; the proxy
-// presents no certificate. The caller closes the connection.
-func Dial(addr, serverName string, roots *x509.CertPool, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
+// presents no certificate. See Conn for how calls reach the service. The
+// caller closes the connection.
+func Dial(addr, serverName string, roots *x509.CertPool, opts ...grpc.DialOption) (*Conn, error) {
 	if addr == "" || serverName == "" || roots == nil {
 		return nil, errors.New("identity address, server name and trust anchors are required")
 	}
 	creds := credentials.NewTLS(clientTLSConfig(serverName, roots))
-	return grpc.NewClient(addr, append([]grpc.DialOption{grpc.WithTransportCredentials(creds)}, opts...)...)
+	c := &Conn{target: addr, opts: append([]grpc.DialOption{
+		grpc.WithTransportCredentials(creds),
+		// The identity service publishes no service config: no TXT lookups.
+		grpc.WithDisableServiceConfig(),
+	}, opts...)}
+	// Refuse a bad target now rather than at the first call.
+	cc, err := c.channel()
+	if err != nil {
+		return nil, err
+	}
+	_ = cc.Close()
+	return c, nil
+}
+
+// Conn is the connection to the identity service. Each call gets a gRPC
+// channel of its own, made for it and closed after it: the service's name is
+// resolved and a connection made afresh for every Certify, so that no
+// backoff of gRPC's carries from one attempt to the next. A channel that
+// failed would wait out gRPC's own backoffs before trying again, up to two
+// minutes each, and one of them (the DNS resolver's, after a lookup with no
+// addresses, as for a headless Service scaled to zero) cannot be configured.
+// The identity client's own schedule decides when the next attempt comes.
+// Certify is called once a day, or every few seconds while identity is
+// unreachable, so a TLS handshake per call costs nothing that matters.
+type Conn struct {
+	target string
+	opts   []grpc.DialOption
+
+	mu     sync.Mutex
+	closed bool
+	open   map[*grpc.ClientConn]struct{} // channels of calls in flight
+}
+
+var _ grpc.ClientConnInterface = (*Conn)(nil)
+
+func (c *Conn) channel() (*grpc.ClientConn, error) {
+	cc, err := grpc.NewClient(c.target, c.opts...)
+	if err != nil {
+		return nil, fmt.Errorf("identity service %q: %w", c.target, err)
+	}
+	return cc, nil
+}
+
+// Invoke makes one unary call on a new channel. It fails fast: a channel
+// whose first connection fails (no address, refused, TLS refused) ends the
+// call with Unavailable and that connection's error.
+func (c *Conn) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return status.Error(codes.Canceled, "identity connection closed")
+	}
+	cc, err := c.channel()
+	if err != nil {
+		c.mu.Unlock()
+		return err
+	}
+	if c.open == nil {
+		c.open = make(map[*grpc.ClientConn]struct{})
+	}
+	c.open[cc] = struct{}{}
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.open, cc)
+		c.mu.Unlock()
+		_ = cc.Close()
+	}()
+	return cc.Invoke(ctx, method, args, reply, opts...)
+}
+
+// NewStream is refused: the identity API is unary, and a channel per call
+// has no stream to outlive.
+func (c *Conn) NewStream(context.Context, *grpc.StreamDesc, string, ...grpc.CallOption) (grpc.ClientStream, error) {
+	return nil, status.Error(codes.Unimplemented, "the identity connection carries unary calls only")
+}
+
+// Close ends the calls in flight and refuses further ones.
+func (c *Conn) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	for cc := range c.open {
+		_ = cc.Close()
+	}
+	return nil
 }
 
 func clientTLSConfig(serverName string, roots *x509.CertPool) *tls.Config {
@@ -204,34 +310,104 @@ func clientTLSConfig(serverName string, roots *x509.CertPool) *tls.Config {
 // ends, when it returns nil. Failures are retried with backoff; they are
 // logged and counted, never returned.
 func (c *Client) Run(ctx context.Context) error {
-	failures := 0
+	started := c.clock.Now()
+	var (
+		expiry   time.Time // of the certificate held; zero before the first
+		failures int       // consecutive
+		attempts int
+		flog     failureLog
+	)
 	for {
-		expiry, err := c.certify(ctx)
+		attempts++
+		newExpiry, err := c.certify(ctx)
 		if ctx.Err() != nil {
+			c.logStop(expiry, attempts, c.clock.Now().Sub(started), flog.last)
 			return nil
 		}
+		now := c.clock.Now()
 		var wait time.Duration
 		if err != nil {
-			wait = backoff(failures, c.cfg.BackoffBase, c.cfg.BackoffMax, c.jitter())
+			holding := now.Before(expiry)
+			wait = c.retryDelay(failures, holding, expiry.Sub(now))
 			failures++
 			c.metrics.refresh.WithLabelValues("error").Inc()
-			c.log.Error(err, "certification failed", "failures", failures, "retryIn", wait)
+			flog.failed(c.log, now, err, failures, wait, holding)
 		} else {
-			failures = 0
-			wait = refreshDelay(c.clock.Now(), expiry, c.cfg.MinRefresh, c.cfg.MaxRefresh)
+			wait = refreshDelay(now, newExpiry, c.cfg.MinRefresh, c.cfg.MaxRefresh)
 			c.metrics.refresh.WithLabelValues("ok").Inc()
-			c.metrics.expiration.Set(float64(expiry.Unix()))
-			c.log.Info("certificate installed", "expiry", expiry, "refreshIn", wait)
+			c.metrics.expiration.Set(float64(newExpiry.Unix()))
+			kv := []any{"expiry", newExpiry, "refreshIn", wait}
+			if failures > 0 {
+				kv = append(kv, "afterFailures", failures, "failingFor", now.Sub(flog.since))
+			}
+			c.log.Info("certificate installed", kv...)
+			expiry, failures = newExpiry, 0
+			flog = failureLog{}
 		}
 		c.metrics.refreshIn.Set(wait.Seconds())
 		t := c.clock.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
+			c.logStop(expiry, attempts, c.clock.Now().Sub(started), flog.last)
 			return nil
 		case <-t.C():
 		}
 	}
+}
+
+// retryDelay is the wait after the failures+1-th consecutive failure: the
+// jittered backoff, capped by UncertifiedBackoffMax without a valid
+// certificate, else by BackoffMax and by what is left of the certificate's
+// validity (left).
+func (c *Client) retryDelay(failures int, holding bool, left time.Duration) time.Duration {
+	if !holding {
+		return backoff(failures, c.cfg.BackoffBase, c.cfg.UncertifiedBackoffMax, c.jitter())
+	}
+	return min(backoff(failures, c.cfg.BackoffBase, c.cfg.BackoffMax, c.jitter()), left)
+}
+
+// logStop says why the client stops; when it never held a certificate,
+// loudly: the proxy is being stopped without ever having been ready (the
+// kubelet does so when the startup probe's budget runs out).
+func (c *Client) logStop(expiry time.Time, attempts int, running time.Duration, lastErr error) {
+	if expiry.IsZero() {
+		c.log.Error(lastErr, "stopping without a certificate: identity did not certify this proxy",
+			"attempts", attempts, "running", running)
+		return
+	}
+	c.log.Info("identity client stopped", "expiry", expiry)
+}
+
+// failureLog rate-limits the failure lines of one run of failures: the
+// first, any whose error differs from the previous one, and otherwise one
+// per failureLogEvery, each saying how many it stands for.
+type failureLog struct {
+	since      time.Time // first failure of the run
+	last       error
+	loggedAt   time.Time
+	suppressed int
+}
+
+func (l *failureLog) failed(log logr.Logger, now time.Time, err error, failures int, wait time.Duration, holding bool) {
+	if failures == 1 {
+		l.since = now
+	}
+	changed := l.last == nil || l.last.Error() != err.Error()
+	l.last = err
+	if !changed && now.Sub(l.loggedAt) < failureLogEvery {
+		l.suppressed++
+		return
+	}
+	kv := []any{"failures", failures, "retryIn", wait, "nextAttempt", now.Add(wait).Round(0), "holdingCertificate", holding}
+	if l.suppressed > 0 {
+		kv = append(kv, "sameErrorSinceLastLine", l.suppressed)
+	}
+	if !holding {
+		kv = append(kv, "waitingFor", now.Sub(l.since))
+	}
+	log.Error(err, "certification failed", kv...)
+	l.loggedAt, l.suppressed = now, 0
 }
 
 // certify makes one attempt: read the token, call Certify, install the

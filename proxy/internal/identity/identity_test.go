@@ -217,8 +217,10 @@ func TestBackoffThenSuccess(t *testing.T) {
 		return nil, status.Error(codes.Unavailable, "no issuer loaded")
 	})
 	h.start()
-	// jitter 0: the full exponential delays.
-	for i, want := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second} {
+	// jitter 0: the full exponential delays, up to the cap of a proxy
+	// without a certificate.
+	delays := []time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second, 2 * time.Second}
+	for i, want := range delays {
 		tm := h.nextTimer()
 		if tm.d != want {
 			t.Errorf("retry %d in %v, want %v", i+1, tm.d, want)
@@ -227,7 +229,7 @@ func TestBackoffThenSuccess(t *testing.T) {
 			t.Fatal("certificate installed from a failed attempt")
 		}
 		h.checkMetrics(0, float64(i+1), want)
-		if i == 2 {
+		if i == len(delays)-1 {
 			h.fake.setRespond(good)
 		}
 		tm.fire()
@@ -238,15 +240,18 @@ func TestBackoffThenSuccess(t *testing.T) {
 	if tm.d != want {
 		t.Errorf("after recovering, renewal in %v, want %v", tm.d, want)
 	}
-	h.checkMetrics(1, 3, want)
+	h.checkMetrics(1, float64(len(delays)), want)
 
-	// The backoff starts over after a success.
+	// The backoff starts over after a success; holding a valid
+	// certificate, it grows up to BackoffMax.
 	h.fake.setRespond(func(context.Context, *identityv1.CertifyRequest) (*identityv1.CertifyResponse, error) {
 		return nil, status.Error(codes.Unavailable, "gone")
 	})
-	tm.fire()
-	if tm = h.nextTimer(); tm.d != time.Second {
-		t.Errorf("first retry after a success in %v, want 1s", tm.d)
+	for i, want := range []time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 10 * time.Second, 10 * time.Second} {
+		tm.fire()
+		if tm = h.nextTimer(); tm.d != want {
+			t.Errorf("retry %d after a success in %v, want %v", i+1, tm.d, want)
+		}
 	}
 }
 
@@ -302,8 +307,8 @@ func TestRefusedReplies(t *testing.T) {
 			if h.store.HasCertificate() {
 				t.Fatal("refused certificate installed")
 			}
-			if tm.d != time.Second {
-				t.Errorf("retry in %v, want the backoff base 1s", tm.d)
+			if tm.d != DefaultBackoffBase {
+				t.Errorf("retry in %v, want the backoff base %v", tm.d, DefaultBackoffBase)
 			}
 			h.fake.setRespond(good)
 			tm.fire()
@@ -316,13 +321,13 @@ func TestRefusedReplies(t *testing.T) {
 			// With a certificate held: refused, and the old one kept.
 			h.fake.setRespond(bad)
 			tm.fire()
-			if tm = h.nextTimer(); tm.d != time.Second {
-				t.Errorf("retry in %v, want 1s", tm.d)
+			if tm = h.nextTimer(); tm.d != DefaultBackoffBase {
+				t.Errorf("retry in %v, want %v", tm.d, DefaultBackoffBase)
 			}
 			if h.store.Certificate() != installed {
 				t.Error("a refused reply replaced the held certificate")
 			}
-			h.checkMetrics(1, 2, time.Second)
+			h.checkMetrics(1, 2, DefaultBackoffBase)
 		})
 	}
 }
@@ -335,7 +340,7 @@ func TestToken(t *testing.T) {
 		if n := len(h.fake.requests()); n != 0 {
 			t.Errorf("%d Certify calls without a token", n)
 		}
-		h.checkMetrics(0, 1, time.Second)
+		h.checkMetrics(0, 1, DefaultBackoffBase)
 		writeToken(t, h.tokenPath, "token-late")
 		tm.fire()
 		h.nextTimer()
@@ -354,7 +359,7 @@ func TestToken(t *testing.T) {
 		if n := len(h.fake.requests()); n != 0 || h.store.HasCertificate() {
 			t.Errorf("%d Certify calls with an oversized or empty token", n)
 		}
-		h.checkMetrics(0, 2, 2*time.Second)
+		h.checkMetrics(0, 2, 2*DefaultBackoffBase)
 	})
 	t.Run("exactly the limit", func(t *testing.T) {
 		path := t.TempDir() + "/token"
@@ -373,7 +378,7 @@ func TestWrongIdentityServer(t *testing.T) {
 	if n := len(h.fake.requests()); n != 0 || h.store.HasCertificate() {
 		t.Errorf("talked to an identity server with the wrong name: %d calls", n)
 	}
-	h.checkMetrics(0, 1, time.Second)
+	h.checkMetrics(0, 1, DefaultBackoffBase)
 }
 
 func TestStop(t *testing.T) {
@@ -448,6 +453,17 @@ func TestBackoff(t *testing.T) {
 			t.Errorf("backoff(%d, jitter %v) = %v, want %v", tc.failures, tc.jitter, got, tc.want)
 		}
 	}
+	// The defaults: never above the cap, never below half the base.
+	for failures := range 100 {
+		for _, r := range []float64{0, 0.5, 0.999} {
+			for _, most := range []time.Duration{DefaultUncertifiedBackoffMax, DefaultBackoffMax} {
+				d := backoff(failures, DefaultBackoffBase, most, r)
+				if d > most || d < DefaultBackoffBase/2 {
+					t.Fatalf("backoff(%d, %v, %v, %v) = %v, out of [%v, %v]", failures, DefaultBackoffBase, most, r, d, DefaultBackoffBase/2, most)
+				}
+			}
+		}
+	}
 }
 
 func TestConfigValidate(t *testing.T) {
@@ -456,13 +472,14 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.MinRefresh != DefaultMinRefresh || c.MaxRefresh != DefaultMaxRefresh || c.BackoffBase != DefaultBackoffBase ||
-		c.BackoffMax != DefaultBackoffMax || c.CertifyTimeout != DefaultCertifyTimeout {
+		c.UncertifiedBackoffMax != DefaultUncertifiedBackoffMax || c.BackoffMax != DefaultBackoffMax || c.CertifyTimeout != DefaultCertifyTimeout {
 		t.Errorf("defaults not applied: %+v", c)
 	}
 	for name, bad := range map[string]Config{
 		"no token path":       {},
 		"min above max":       {TokenPath: "/t", MinRefresh: time.Hour, MaxRefresh: time.Minute},
 		"backoff base > max":  {TokenPath: "/t", BackoffBase: time.Hour},
+		"uncertified > max":   {TokenPath: "/t", UncertifiedBackoffMax: time.Minute},
 		"negative min":        {TokenPath: "/t", MinRefresh: -time.Second},
 		"negative certify tm": {TokenPath: "/t", CertifyTimeout: -time.Second},
 	} {
