@@ -6,7 +6,8 @@ replace github.com/linkerd-go/linkerd-go/api => ../api
 
 require (
 	github.com/go-logr/logr v1.4.4
-	github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus v1.1.0
+	// Keep at identity's version: a lower one breaks the workspace (see go.work).
+	github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus v1.1.1
 	github.com/grpc-ecosystem/go-grpc-middleware/v2 v2.3.3
 	github.com/linkerd-go/linkerd-go/api v0.0.0
 	github.com/prometheus/client_golang v1.24.1
