@@ -1,7 +1,6 @@
 package forward
 
 import (
-	"context"
 	"errors"
 	"net"
 	"net/http"
@@ -25,28 +24,6 @@ const (
 	ErrDiscoveryFailed = "discovery failed"
 )
 
-// ProxyError writes a response the proxy makes up itself, marked with
-// l5d-proxy-error so it cannot be mistaken for the application's.
-func ProxyError(w http.ResponseWriter, status int, reason string) {
-	w.Header().Set(mesh.ProxyErrorHeader, reason)
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.WriteHeader(status)
-	_, _ = w.Write([]byte(reason + "\n"))
-}
-
-// StatusFor maps a round-trip error to the status the client sees.
-func StatusFor(err error) (int, string) {
-	var ne net.Error
-	switch {
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
-		return http.StatusGatewayTimeout, ErrTimeout
-	case isDialError(err):
-		return http.StatusBadGateway, ErrConnect
-	default:
-		return http.StatusBadGateway, ErrUpstream
-	}
-}
-
 func isDialError(err error) bool {
 	var op *net.OpError
 	return errors.As(err, &op) && op.Op == "dial"
@@ -54,7 +31,8 @@ func isDialError(err error) bool {
 
 // NewReverseProxy returns a reverse proxy that streams both ways, passes
 // trailers and upgrades, and answers transport errors with a marked 502 or
-// 504. rewrite sets the outgoing request's URL and headers.
+// 504 (a gRPC status for gRPC calls; nothing when the caller went away).
+// rewrite sets the outgoing request's URL and headers.
 //
 // Responses of unknown length (gRPC, streams, server-sent events) are
 // flushed after every write so they are not delayed; responses with a
@@ -68,11 +46,13 @@ func NewReverseProxy(transport http.RoundTripper, rewrite func(*httputil.ProxyRe
 		// unknown length or of type text/event-stream.
 		FlushInterval: 0,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			status, reason := StatusFor(err)
+			var start time.Time
 			if rec, ok := w.(*Recorder); ok {
-				rec.ErrName = reason
+				start = rec.start
 			}
-			ProxyError(w, status, reason)
+			if f, ok := FailureFor(r, start, err); ok {
+				WriteFailure(w, r, f)
+			}
 		},
 		// Bodies go through io.Copy with pooled 32 KiB buffers.
 		BufferPool: bufferPool{},
@@ -131,7 +111,9 @@ func (r *Recorder) HeaderLatency() time.Duration {
 }
 
 // Done records the response on h: failure for 5xx, for a gRPC status other
-// than OK, and for responses the proxy made up.
+// than OK, and for responses the proxy made up. A request whose caller went
+// away before any response is not a failure (nobody got an error), as in
+// Linkerd.
 func (r *Recorder) Done(h *metrics.Handles) {
 	if h == nil {
 		return

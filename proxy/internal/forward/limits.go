@@ -243,7 +243,7 @@ type limitHandler struct {
 
 func (h limitHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !h.l.requests.enter(h.l.log) {
-		ProxyError(w, http.StatusServiceUnavailable, ErrOverloaded)
+		WriteFailure(w, r, FailOverloaded)
 		return
 	}
 	pw := &pendingWriter{ResponseWriter: w, l: h.l}

@@ -232,7 +232,7 @@ func (p *Proxy) forwardTCP(c net.Conn, dst netip.AddrPort, l metrics.Labels) {
 func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	meta := forward.Meta(r.Context())
 	if meta == nil {
-		forward.ProxyError(w, http.StatusInternalServerError, "no connection metadata")
+		forward.WriteFailure(w, r, forward.FailNoMeta)
 		return
 	}
 	tlsLabel := "no_identity"

@@ -430,7 +430,7 @@ func rewrite(pr *httputil.ProxyRequest) {
 func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	meta := forward.Meta(r.Context())
 	if meta == nil {
-		forward.ProxyError(w, http.StatusInternalServerError, "no connection metadata")
+		forward.WriteFailure(w, r, forward.FailNoMeta)
 		return
 	}
 	d := p.dest(meta.Dst)
@@ -449,14 +449,13 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		h := p.m.For(labels)
 		h.Requests.Inc()
 		rec := forward.NewRecorder(w)
-		rec.ErrName = forward.ErrNoEndpoints
-		forward.ProxyError(rec, http.StatusServiceUnavailable, forward.ErrNoEndpoints)
+		forward.WriteFailure(rec, r, forward.FailNoEndpoints)
 		rec.Done(h)
 		return
 	case discovery.Endpoints:
 		ep, d2, ok := d.bal.Pick()
 		if !ok {
-			forward.ProxyError(w, http.StatusServiceUnavailable, forward.ErrNoEndpoints)
+			forward.WriteFailure(w, r, forward.FailNoEndpoints)
 			return
 		}
 		done = d2
