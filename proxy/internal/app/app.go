@@ -14,8 +14,6 @@ import (
 	"github.com/go-logr/logr"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 
 	"github.com/linkerd-go/linkerd-go/proxy/internal/admin"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/config"
@@ -54,8 +52,7 @@ func Run(ctx context.Context, cfg *config.Config, log logr.Logger) error {
 	}
 	// The destination service is a meshed workload: mesh TLS, with our
 	// certificate, to exactly its identity.
-	dstConn, err := grpc.NewClient(cfg.DestinationAddr,
-		grpc.WithTransportCredentials(credentials.NewTLS(store.ClientConfig(cfg.DestinationName, []string{"h2"}))))
+	dstConn, err := discovery.Dial(cfg.DestinationAddr, store.ClientConfig(cfg.DestinationName, []string{"h2"}))
 	if err != nil {
 		return fmt.Errorf("destination service: %w", err)
 	}

@@ -33,6 +33,11 @@ type Endpoint[T any] struct {
 	mu       sync.Mutex
 	ewma     float64 // nanoseconds
 	lastSeen time.Time
+
+	// failures counts consecutive failed connects; ejection is its state
+	// out of the set (see eject.go).
+	failures  atomic.Int32
+	ejection  ejection
 }
 
 // cost is the endpoint's expected latency times its queue, divided by its
@@ -89,8 +94,12 @@ func (e *Endpoint[T]) observe(rtt time.Duration, now time.Time) {
 // a removed endpoint's in-flight requests finish on it.
 type Balancer[T any] struct {
 	set atomic.Pointer[[]*Endpoint[T]]
-	now func() time.Time
-	mu  sync.Mutex // serializes Update
+	// live is what Pick chooses from: the set without its ejected
+	// endpoints, or the whole set when every endpoint is ejected.
+	live atomic.Pointer[[]*Endpoint[T]]
+	now  func() time.Time
+	mu   sync.Mutex // serializes Update, ejections and the live set
+	ej   ejector[T]
 	// typical is a moving average of every latency observed (float64 bits,
 	// nanoseconds); 0 until the first observation.
 	typical atomic.Uint64
@@ -119,10 +128,13 @@ func (b *Balancer[T]) observeTypical(rtt time.Duration) {
 	}
 }
 
-// New returns an empty Balancer.
-func New[T any]() *Balancer[T] {
+// New returns an empty Balancer. probe, when not nil, tells whether an
+// endpoint ejected for failed connects answers again (see ConnectFailed).
+func New[T any](probe ...Probe[T]) *Balancer[T] {
 	b := &Balancer[T]{now: time.Now}
+	b.ej.init(probe...)
 	b.set.Store(&[]*Endpoint[T]{})
+	b.live.Store(&[]*Endpoint[T]{})
 	return b
 }
 
@@ -147,6 +159,7 @@ func (b *Balancer[T]) Update(targets []Target[T]) {
 		}
 		i := slices.IndexFunc(old, func(e *Endpoint[T]) bool { return e.Addr == t.Addr })
 		if i >= 0 && old[i].weight == w {
+			// The same endpoint: its statistics and ejection stay.
 			old[i].Value = t.Value
 			next = append(next, old[i])
 			continue
@@ -161,7 +174,31 @@ func (b *Balancer[T]) Update(targets []Target[T]) {
 		}
 		next = append(next, e)
 	}
+	for _, e := range old {
+		if !slices.Contains(next, e) {
+			b.ej.forget(e)
+		}
+	}
 	b.set.Store(&next)
+	b.refreshLiveLocked()
+}
+
+// refreshLiveLocked recomputes the endpoints Pick chooses from; b.mu is
+// held.
+func (b *Balancer[T]) refreshLiveLocked() {
+	set := *b.set.Load()
+	live := make([]*Endpoint[T], 0, len(set))
+	for _, e := range set {
+		if !e.ejection.out {
+			live = append(live, e)
+		}
+	}
+	if len(live) == 0 {
+		// Every endpoint failed its connects: keep trying all of them
+		// rather than failing every request at once.
+		live = set
+	}
+	b.live.Store(&live)
 }
 
 // Len is the number of endpoints.
@@ -169,10 +206,11 @@ func (b *Balancer[T]) Len() int { return len(*b.set.Load()) }
 
 // Pick chooses an endpoint and counts a request in flight on it; call the
 // returned done with the request's latency when it ends (or 0 to count it
-// without a latency sample, e.g. a failed connect). ok is false when the
-// set is empty.
+// without a latency sample, e.g. a failed connect). Endpoints ejected for
+// failed connects are passed over while any other remains. ok is false
+// when the set is empty.
 func (b *Balancer[T]) Pick() (e *Endpoint[T], done func(rtt time.Duration), ok bool) {
-	set := *b.set.Load()
+	set := *b.live.Load()
 	switch len(set) {
 	case 0:
 		return nil, nil, false
@@ -200,6 +238,10 @@ func (b *Balancer[T]) Pick() (e *Endpoint[T], done func(rtt time.Duration), ok b
 		if rtt > 0 {
 			e.observe(rtt, b.now())
 			b.observeTypical(rtt)
+			// An answer: the endpoint's connects work.
+			if e.failures.Load() != 0 {
+				e.failures.Store(0)
+			}
 		}
 	}, true
 }

@@ -33,7 +33,9 @@ type Options struct {
 	// BackoffBase and BackoffMax bound the wait before a failed stream is
 	// reopened: BackoffBase doubled per consecutive failure up to BackoffMax,
 	// each wait drawn between half of that and all of it (defaults 250ms and
-	// 15s).
+	// 3s). A stream opened while the channel is down waits for it to be
+	// ready (grpc.WaitForReady), so these only space out streams the service
+	// itself ends.
 	BackoffBase, BackoffMax time.Duration
 	// ResyncSettle is how long after the last add of a reopened stream's
 	// initial burst the endpoints the new stream did not confirm are dropped
@@ -49,7 +51,7 @@ const (
 	DefaultMaxTargets            = 10000
 	DefaultMaxEndpointsPerTarget = 10000
 	DefaultBackoffBase           = 250 * time.Millisecond
-	DefaultBackoffMax            = 15 * time.Second
+	DefaultBackoffMax            = 3 * time.Second
 	DefaultResyncSettle          = time.Second
 )
 
@@ -404,7 +406,7 @@ func (s *endpointsStream) publishLocked() { s.e.eps.publish(s.set.snapshot(s.sta
 
 func (s *endpointsStream) run(ctx context.Context) (bool, error) {
 	m := &s.c.m[kindEndpoints]
-	stream, err := s.c.api.Get(ctx, &destinationv1.GetRequest{Path: s.e.target, ContextToken: s.c.token})
+	stream, err := s.c.api.Get(ctx, &destinationv1.GetRequest{Path: s.e.target, ContextToken: s.c.token}, grpc.WaitForReady(true))
 	if err != nil {
 		return false, err
 	}
@@ -502,7 +504,7 @@ type profileStream struct {
 
 func (s *profileStream) run(ctx context.Context) (bool, error) {
 	m := &s.c.m[kindProfile]
-	stream, err := s.c.api.GetProfile(ctx, &destinationv1.GetProfileRequest{Path: s.e.target, ContextToken: s.c.token})
+	stream, err := s.c.api.GetProfile(ctx, &destinationv1.GetProfileRequest{Path: s.e.target, ContextToken: s.c.token}, grpc.WaitForReady(true))
 	if err != nil {
 		return false, err
 	}

@@ -485,13 +485,21 @@ func TestStaleWhenServerGone(t *testing.T) {
 	if prof == nil || prof.FullyQualifiedName != "web.ns.svc.cluster.local" {
 		t.Fatalf("stale profile: %+v", prof)
 	}
-	// Reopening fails while the server is gone; the state stays.
+	// The streams are reopened after their backoff and wait for the
+	// channel; the state stays meanwhile.
 	e.clock.waitTimers(t, 2)
 	e.clock.Advance(e.opts.BackoffMax)
-	e.clock.waitTimers(t, 2)
 	if s := w.Snapshot(); !s.Stale || !hasAddrs("10.0.0.1:80")(s) {
-		t.Fatalf("after a failed reopen: %+v", s)
+		t.Fatalf("while the server is gone: %+v", s)
 	}
+
+	// The server returns: the waiting streams reach it as soon as the
+	// channel reconnects, with no further backoff of the client's (the
+	// fake clock does not move).
+	e.restart()
+	e.nextGet().send <- addMsg(nil, pbEndpoint("10.0.0.2:80"))
+	e.nextProfile()
+	waitSnap(t, w, "fresh endpoints", func(s Snapshot) bool { return !s.Stale && hasAddrs("10.0.0.1:80", "10.0.0.2:80")(s) })
 }
 
 func TestClose(t *testing.T) {

@@ -183,6 +183,7 @@ type env struct {
 	reg    *prometheus.Registry
 	client *Client
 	opts   Options
+	addr   string // the server's
 }
 
 const testToken = `{"ns":"client-ns","pod":"client-0"}`
@@ -206,7 +207,8 @@ func newEnv(t *testing.T, opts Options) *env {
 		defer close(serveDone)
 		_ = e.srv.Serve(lis)
 	}()
-	conn, err := grpc.NewClient("passthrough:///"+lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	e.addr = lis.Addr().String()
+	conn, err := grpc.NewClient("passthrough:///"+e.addr, channelOptions(insecure.NewCredentials())...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,6 +234,26 @@ func newEnv(t *testing.T, opts Options) *env {
 		<-serveDone
 	})
 	return e
+}
+
+// restart stops the destination server and starts a new one on the same
+// address, with the same fake behind it.
+func (e *env) restart() {
+	e.t.Helper()
+	e.srv.Stop()
+	lis, err := net.Listen("tcp", e.addr)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	destinationv1.RegisterDestinationServiceServer(srv, e.fake)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(lis)
+	}()
+	e.srv = srv
+	e.t.Cleanup(func() { srv.Stop(); <-done })
 }
 
 // nextGet waits for the next Get call.

@@ -139,6 +139,10 @@ func FailureFor(r *http.Request, start time.Time, err error) (f Failure, ok bool
 	}
 }
 
+// IsConnectError reports whether err says that connecting failed: the
+// request or connection was not sent, so it may go to another endpoint.
+func IsConnectError(err error) bool { return isDialError(err) }
+
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()

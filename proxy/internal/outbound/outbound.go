@@ -175,6 +175,7 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener, grace time.Duration)
 	p.mu.Lock()
 	for k, d := range p.dests {
 		d.watch.Release()
+		d.bal.Close()
 		delete(p.dests, k)
 	}
 	p.mu.Unlock()
@@ -253,7 +254,7 @@ func (p *Proxy) dest(dst netip.AddrPort) *dest {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if d = p.dests[dst]; d == nil {
-		d = &dest{addr: dst, watch: p.resolve(dst.String()), bal: balance.New[discovery.Endpoint]()}
+		d = &dest{addr: dst, watch: p.resolve(dst.String()), bal: balance.New(p.probe)}
 		d.refreshLocked()
 		p.dests[dst] = d
 	}
@@ -322,12 +323,27 @@ func (p *Proxy) janitor(ctx context.Context) {
 			for k, d := range p.dests {
 				if d.inUse.Load() == 0 && now.Sub(time.Unix(0, d.lastUsed.Load())) > p.cfg.IdleTimeout {
 					d.watch.Release()
+					d.bal.Close()
 					delete(p.dests, k)
 				}
 			}
 			p.mu.Unlock()
 		}
 	}
+}
+
+// maxConnectAttempts bounds the endpoints one request or connection tries
+// when connects fail.
+const maxConnectAttempts = 3
+
+// probe tells whether an endpoint ejected for failed connects can be
+// connected to again.
+func (p *Proxy) probe(ctx context.Context, e *balance.Endpoint[discovery.Endpoint]) error {
+	c, err := p.dialer.DialContext(ctx, "tcp", e.Addr.String())
+	if err != nil {
+		return err
+	}
+	return c.Close()
 }
 
 // forwardTCP balances one connection over the destination's endpoints.
@@ -344,18 +360,28 @@ func (p *Proxy) forwardTCP(c net.Conn, d *dest) {
 		c.Close()
 		return
 	case discovery.Endpoints:
-		ep, done, ok := d.bal.Pick()
-		if !ok {
-			c.Close()
-			return
+		// A failed connect sent nothing: the next endpoint may take it.
+		for attempt := 1; ; attempt++ {
+			ep, done, ok := d.bal.Pick()
+			if !ok {
+				c.Close()
+				return
+			}
+			e := ep.Value
+			labels.TargetAddr, labels.Dst = e.Addr.String(), metrics.DstFromMap(e.Labels)
+			labels.TLS, labels.ServerID = "no_identity", ""
+			if e.Identity != "" {
+				labels.TLS, labels.ServerID = "true", e.Identity
+			}
+			up, err = p.connectTCP(e)
+			if err == nil || !forward.IsConnectError(err) || attempt >= maxConnectAttempts {
+				defer done(0)
+				break
+			}
+			p.log.V(1).Info("connect failed; trying another endpoint", "target", labels.TargetAddr, "err", err)
+			d.bal.ConnectFailed(ep)
+			done(0)
 		}
-		defer done(0)
-		e := ep.Value
-		labels.TargetAddr, labels.Dst = e.Addr.String(), metrics.DstFromMap(e.Labels)
-		if e.Identity != "" {
-			labels.TLS, labels.ServerID = "true", e.Identity
-		}
-		up, err = p.connectTCP(e)
 	default:
 		up, err = p.dialer.DialContext(context.Background(), "tcp", d.addr.String())
 	}
@@ -400,32 +426,6 @@ func (p *Proxy) connectTCP(e discovery.Endpoint) (net.Conn, error) {
 	return p.dialMeshTLS(ctx, e.Addr.String(), e.Identity, e.ServerName, "")
 }
 
-// route is where one request goes: set by serveHTTP, read by the reverse
-// proxy's rewrite and transport.
-type route struct {
-	url       url.URL
-	transport http.RoundTripper
-	origProto string
-}
-
-type routeKey struct{}
-
-// routeTransport sends a request with the transport its route chose.
-type routeTransport struct{}
-
-func (routeTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	return r.Context().Value(routeKey{}).(*route).transport.RoundTrip(r)
-}
-
-func rewrite(pr *httputil.ProxyRequest) {
-	rt := pr.In.Context().Value(routeKey{}).(*route)
-	pr.SetURL(&rt.url)
-	pr.Out.Host = pr.In.Host
-	if rt.origProto != "" {
-		pr.Out.Header.Set(mesh.OrigProtoHeader, rt.origProto)
-	}
-}
-
 // serveHTTP balances one request over the destination's endpoints.
 func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	meta := forward.Meta(r.Context())
@@ -441,55 +441,36 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	r.Header.Del(mesh.ClientIDHeader)
 	r.Header.Del(mesh.OrigProtoHeader)
 
-	labels := metrics.Labels{Direction: "outbound", Authority: forward.Authority(r, meta.Dst.Port()), TargetAddr: meta.Dst.String(), TLS: "no_identity", Dst: metrics.DstFromMap(snap.Labels)}
-	rt := &route{}
-	var done func(time.Duration)
+	rt := &route{p: p, in: r, d: d, labels: metrics.Labels{
+		Direction: "outbound", Authority: forward.Authority(r, meta.Dst.Port()),
+		TargetAddr: meta.Dst.String(), TLS: "no_identity", Dst: metrics.DstFromMap(snap.Labels),
+	}}
 	switch snap.State {
 	case discovery.NoEndpoints:
-		h := p.m.For(labels)
+		h := p.m.For(rt.labels)
 		h.Requests.Inc()
 		rec := forward.NewRecorder(w)
 		forward.WriteFailure(rec, r, forward.FailNoEndpoints)
 		rec.Done(h)
 		return
 	case discovery.Endpoints:
-		ep, d2, ok := d.bal.Pick()
+		ep, done, ok := d.bal.Pick()
 		if !ok {
 			forward.WriteFailure(w, r, forward.FailNoEndpoints)
 			return
 		}
-		done = d2
-		e := ep.Value
-		labels.TargetAddr, labels.Dst = e.Addr.String(), metrics.DstFromMap(e.Labels)
-		rt.url = url.URL{Scheme: "http", Host: e.Addr.String()}
-		switch {
-		case e.Identity == "":
-			rt.transport = p.plainTransport(r)
-		case forward.IsUpgrade(r) || (r.ProtoMajor == 1 && !e.HTTP2):
-			labels.TLS, labels.ServerID = "true", e.Identity
-			rt.url.Scheme = "https"
-			rt.transport = p.meshTransport(meshKey{identity: e.Identity, serverName: e.ServerName})
-		default:
-			labels.TLS, labels.ServerID = "true", e.Identity
-			rt.url.Scheme = "https"
-			rt.transport = p.meshTransport(meshKey{identity: e.Identity, serverName: e.ServerName, h2: true})
-			if r.ProtoMajor == 1 {
-				rt.origProto = forward.OrigProto(r)
-			}
-		}
+		rt.toEndpoint(ep, done)
 	default:
 		// Unknown to discovery: the original destination, as it was.
 		rt.url = url.URL{Scheme: "http", Host: meta.Dst.String()}
 		rt.transport = p.plainTransport(r)
 	}
-	h := p.m.For(labels)
-	h.Requests.Inc()
 	rec := forward.NewRecorder(w)
 	p.rp.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), routeKey{}, rt)))
-	rec.Done(h)
-	if done != nil {
+	rec.Done(rt.handles())
+	if rt.done != nil {
 		// The balancer learns the latency to the response's headers.
-		done(rec.HeaderLatency())
+		rt.done(rec.HeaderLatency())
 	}
 }
 
