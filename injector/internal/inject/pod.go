@@ -29,7 +29,14 @@ const (
 	TokenExpirationSeconds = 86400
 )
 
-// Probe settings of the proxy.
+// Probe settings of the proxy. The startup probe is Linkerd's
+// (proxy.startupProbe: initialDelaySeconds 0, periodSeconds 1,
+// failureThreshold 120): a native-sidecar proxy has two minutes to hold a
+// certificate before the kubelet restarts it. Without one the proxy retries
+// identity at most 2s apart (proxy/internal/identity), so a pod created
+// during a shorter identity outage starts within seconds of identity's
+// return, without a restart. Liveness (/live) does not depend on the
+// certificate.
 const (
 	startupPeriodSeconds    = 1
 	startupFailureThreshold = 120 // two minutes to become ready
