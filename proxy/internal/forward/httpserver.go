@@ -1,6 +1,7 @@
 package forward
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -9,9 +10,13 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
+
+	"github.com/linkerd-go/linkerd-go/proxy/internal/h2guard"
+	"github.com/linkerd-go/linkerd-go/proxy/internal/metrics"
 )
 
 // ConnMeta is what the proxy learned about a connection before handing it
@@ -40,11 +45,23 @@ func Meta(ctx context.Context) *ConnMeta {
 // HTTPServer serves HTTP/1.x, HTTP/2 prior knowledge (h2c) and HTTP over
 // terminated TLS (h2 or http/1.1 by ALPN) on connections the proxy has
 // already accepted and classified, through one http.Server so that keep-
-// alive, limits and graceful shutdown work as usual.
+// alive, limits and graceful shutdown work as usual. Every HTTP/2
+// connection is served under an h2guard: a client that floods it (rapid
+// resets, SETTINGS, PING, WINDOW_UPDATE, empty frames, …) gets GOAWAY
+// ENHANCE_YOUR_CALM and is closed.
 type HTTPServer struct {
 	srv   *http.Server
 	ln    *connListener
 	metas sync.Map // net.Conn → *ConnMeta
+	log   logr.Logger
+	h2    atomic.Pointer[http2Guard]
+	h2log rateLog
+}
+
+// http2Guard is what GuardHTTP2 set.
+type http2Guard struct {
+	limits h2guard.Limits
+	floods *metrics.HTTP2Floods
 }
 
 // HTTPServerLimits bound what one client can hold; the side's Limiter
@@ -62,7 +79,8 @@ var DefaultLimits = HTTPServerLimits{ReadHeaderTimeout: 10 * time.Second, IdleTi
 // NewHTTPServer returns a server of handler. Serve it with Run. Requests
 // past the limiter's MaxInFlight are answered 503 before handler sees them.
 func NewHTTPServer(handler http.Handler, limits HTTPServerLimits, limiter *Limiter, logger logr.Logger) *HTTPServer {
-	s := &HTTPServer{ln: newConnListener()}
+	s := &HTTPServer{ln: newConnListener(), log: logger}
+	s.h2.Store(&http2Guard{})
 	if limiter == nil {
 		limiter = NewLimiter(Limits{}, nil, logger)
 	}
@@ -99,6 +117,15 @@ func NewHTTPServer(handler http.Handler, limits HTTPServerLimits, limiter *Limit
 	return s
 }
 
+// GuardHTTP2 sets the limits of the server's HTTP/2 client connections
+// (zero fields: h2guard.DefaultLimits) and the counters of the
+// connections closed for exceeding them (nil: not counted). Until it is
+// called the defaults apply, uncounted. It affects connections served
+// after it.
+func (s *HTTPServer) GuardHTTP2(l h2guard.Limits, floods *metrics.HTTP2Floods) {
+	s.h2.Store(&http2Guard{limits: l.WithDefaults(), floods: floods})
+}
+
 // Run serves until Shutdown.
 func (s *HTTPServer) Run() error {
 	err := s.srv.Serve(s.ln)
@@ -112,6 +139,9 @@ func (s *HTTPServer) Run() error {
 // it is done with it. It returns an error when the server is shutting
 // down; the caller closes the connection then (and keeps the slot).
 func (s *HTTPServer) Serve(c net.Conn, meta *ConnMeta) error {
+	if speaksHTTP2(c) {
+		c = s.guard(c)
+	}
 	s.metas.Store(c, meta)
 	if err := s.ln.push(c); err != nil {
 		s.metas.Delete(c)
@@ -121,6 +151,33 @@ func (s *HTTPServer) Serve(c net.Conn, meta *ConnMeta) error {
 		meta.Slot.kept.Store(true)
 	}
 	return nil
+}
+
+// speaksHTTP2 reports whether c is an HTTP/2 connection: mesh TLS that
+// negotiated h2, or a connection whose detected first bytes are the
+// HTTP/2 preface (h2c with prior knowledge).
+func speaksHTTP2(c net.Conn) bool {
+	switch c := c.(type) {
+	case *tls.Conn:
+		return c.ConnectionState().NegotiatedProtocol == "h2"
+	case interface{ Peeked() []byte }:
+		return bytes.HasPrefix(c.Peeked(), []byte(h2guard.Preface))
+	}
+	return false
+}
+
+// guard wraps an HTTP/2 connection in an h2guard.Conn. Wrapped, a
+// *tls.Conn is served by net/http as HTTP/2 prior knowledge (Protocols
+// allow unencrypted HTTP/2) instead of through TLSNextProto, so its
+// requests have no r.TLS: the proxy's handlers read what they need of the
+// TLS session (that it was mesh TLS, the peer's identity) from ConnMeta.
+func (s *HTTPServer) guard(c net.Conn) net.Conn {
+	g := s.h2.Load()
+	client := c.RemoteAddr().String()
+	return h2guard.Wrap(c, g.limits, func(r h2guard.Reason) {
+		g.floods.Inc(string(r))
+		s.h2log.note(s.log, "HTTP/2 client connection closed with GOAWAY ENHANCE_YOUR_CALM", "reason", string(r), "client", client)
+	})
 }
 
 // Shutdown stops taking connections and waits for in-flight requests until

@@ -76,6 +76,7 @@ type Metrics struct {
 	tcpConns  *prometheus.GaugeVec
 	tcpRead   *prometheus.CounterVec
 	tcpWrite  *prometheus.CounterVec
+	h2Floods  *prometheus.CounterVec
 
 	loadShed    *prometheus.CounterVec
 	pending     *prometheus.GaugeVec
@@ -129,6 +130,7 @@ func New() *Metrics {
 	}
 	reg.MustRegister(m.requests, m.responses, m.latency, m.tcpOpen, m.tcpClose, m.tcpConns, m.tcpRead, m.tcpWrite,
 		m.loadShed, m.pending, m.connections, m.refused, m.acceptErrs)
+	m.h2Floods = registerHTTP2Floods(reg)
 	return m
 }
 
