@@ -10,7 +10,7 @@ require (
 	github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus v1.1.1
 	github.com/grpc-ecosystem/go-grpc-middleware/v2 v2.3.3
 	github.com/linkerd-go/linkerd-go/api v0.0.0
-	github.com/linkerd-go/linkerd-go/tools v0.0.0
+	github.com/linkerd-go/linkerd-go/tools/testkit v0.0.0
 	github.com/prometheus/client_golang v1.25.0
 	go.uber.org/goleak v1.3.0
 	golang.org/x/sync v0.25.0
@@ -73,4 +73,4 @@ require (
 	sigs.k8s.io/yaml v1.6.0 // indirect
 )
 
-replace github.com/linkerd-go/linkerd-go/tools => ../tools
+replace github.com/linkerd-go/linkerd-go/tools/testkit => ../tools/testkit

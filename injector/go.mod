@@ -6,7 +6,7 @@ require (
 	github.com/evanphx/json-patch v5.9.11+incompatible
 	github.com/go-logr/logr v1.4.4
 	github.com/linkerd-go/linkerd-go/api v0.0.0
-	github.com/linkerd-go/linkerd-go/tools v0.0.0
+	github.com/linkerd-go/linkerd-go/tools/testkit v0.0.0
 	github.com/prometheus/client_golang v1.25.0
 	go.uber.org/goleak v1.3.0
 	golang.org/x/sync v0.23.0
@@ -72,5 +72,5 @@ require (
 
 replace (
 	github.com/linkerd-go/linkerd-go/api => ../api
-	github.com/linkerd-go/linkerd-go/tools => ../tools
+	github.com/linkerd-go/linkerd-go/tools/testkit => ../tools/testkit
 )

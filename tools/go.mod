@@ -6,6 +6,7 @@ require (
 	github.com/google/go-containerregistry v0.22.1
 	github.com/google/pprof v0.0.0-20261105003125-4bf881d7fb0b
 	github.com/linkerd-go/linkerd-go/api v0.0.0
+	github.com/linkerd-go/linkerd-go/tools/testkit v0.0.0
 	github.com/prometheus/client_model v0.6.3
 	github.com/prometheus/common v0.72.0
 	github.com/tsenart/vegeta/v12 v12.13.0
@@ -100,3 +101,5 @@ require (
 replace github.com/linkerd-go/linkerd-go/api => ../api
 
 replace github.com/linkerd-go/linkerd-go/deploy => ../deploy
+
+replace github.com/linkerd-go/linkerd-go/tools/testkit => ./testkit

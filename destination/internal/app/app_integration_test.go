@@ -31,7 +31,7 @@ import (
 	destinationv1 "github.com/linkerd-go/linkerd-go/api/linkerd/destination/v1"
 	"github.com/linkerd-go/linkerd-go/destination/internal/profile"
 	"github.com/linkerd-go/linkerd-go/destination/internal/updatetext"
-	"github.com/linkerd-go/linkerd-go/tools/kubetest"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/kubetest"
 )
 
 const crdDir = "../../../deploy/charts/linkerd-crds/templates"

@@ -10,7 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/linkerd-go/linkerd-go/tools/kubetest"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/kubetest"
 )
 
 // TestPatchedPodsPassValidation applies every golden case's patch to its pod

@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/linkerd-go/linkerd-go/api/mesh"
-	"github.com/linkerd-go/linkerd-go/tools/internal/childproc"
 	"github.com/linkerd-go/linkerd-go/tools/internal/meshlab"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/childproc"
 )
 
 // The test server's ports (meshlab's application ports).

@@ -28,8 +28,8 @@ import (
 	"k8s.io/client-go/restmapper"
 	"sigs.k8s.io/yaml"
 
-	"github.com/linkerd-go/linkerd-go/tools/internal/kubebins"
-	"github.com/linkerd-go/linkerd-go/tools/kubetest"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/kubebins"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/kubetest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden renders in testdata/")

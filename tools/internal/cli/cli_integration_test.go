@@ -37,7 +37,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/linkerd-go/linkerd-go/tools/internal/cli/check"
-	"github.com/linkerd-go/linkerd-go/tools/kubetest"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/kubetest"
 )
 
 // cluster is a real kube-apiserver with the clients the tests use.

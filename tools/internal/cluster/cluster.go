@@ -22,7 +22,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/linkerd-go/linkerd-go/tools/internal/kubebins"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/kubebins"
 )
 
 // Addresses and names of the dev cluster.

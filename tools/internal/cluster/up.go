@@ -15,7 +15,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/linkerd-go/linkerd-go/tools/internal/childproc"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/childproc"
 )
 
 // daemons in start order; Down stops them in the reverse tiers.

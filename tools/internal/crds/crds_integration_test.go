@@ -24,8 +24,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/linkerd-go/linkerd-go/tools/internal/kubebins"
-	"github.com/linkerd-go/linkerd-go/tools/kubetest"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/kubebins"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/kubetest"
 )
 
 const ns = "emojivoto"

@@ -12,7 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
-	"github.com/linkerd-go/linkerd-go/tools/kubetest"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/kubetest"
 )
 
 // chartDir is the chart, relative to this package's folder (where go test

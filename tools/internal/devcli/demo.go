@@ -20,7 +20,7 @@ import (
 	"github.com/linkerd-go/linkerd-go/tools/internal/cluster"
 	"github.com/linkerd-go/linkerd-go/tools/internal/demo"
 	"github.com/linkerd-go/linkerd-go/tools/internal/images"
-	"github.com/linkerd-go/linkerd-go/tools/internal/kubebins"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/kubebins"
 )
 
 const demoUsage = `demo [flags]

@@ -5,14 +5,15 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/linkerd-go/linkerd-go/tools/internal/kubebins"
+	"github.com/linkerd-go/linkerd-go/tools/internal/kubebuild"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/kubebins"
 )
 
 func runK8sBins(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("k8s-bins", "k8s-bins [flags]\n\n"+
 		"Builds etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet,\n"+
 		"kube-proxy, kubectl, containerd, runc, the CNI plugins, CoreDNS, helm and crane\n"+
-		"at the versions pinned in tools/internal/kubebins/versions.go, from the Go module\n"+
+		"at the versions pinned in tools/testkit/kubebins/versions.go, from the Go module\n"+
 		"proxy, into a cache keyed by version ($"+kubebins.EnvCacheDir+", default\n"+
 		"~/.cache/linkerd-go). Installs the Debian packages they need with apt-get.\n"+
 		"The first run takes about 10 minutes on 2 cores; later runs take seconds.", stderr)
@@ -29,6 +30,6 @@ func runK8sBins(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintln(stdout, dir)
 		return nil
 	}
-	_, err := kubebins.Install(ctx, kubebins.Options{SkipPackages: *skipPackages, Log: stdout})
+	_, err := kubebuild.Install(ctx, kubebuild.Options{SkipPackages: *skipPackages, Log: stdout})
 	return err
 }

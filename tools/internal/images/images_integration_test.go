@@ -20,8 +20,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/linkerd-go/linkerd-go/tools/internal/childproc"
-	"github.com/linkerd-go/linkerd-go/tools/internal/kubebins"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/childproc"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/kubebins"
 )
 
 // TestImagesOnRealParts builds the proxy and proxy-init images for both

@@ -1,5 +1,5 @@
 // Package meshlab runs the mesh for real on one machine, without a kubelet:
-// a real etcd and kube-apiserver (tools/kubetest), the identity and
+// a real etcd and kube-apiserver (tools/testkit/kubetest), the identity and
 // destination binaries built from this checkout, and pod-like network
 // namespaces on a bridge, each meshed one programmed by the proxy-init
 // binary and running the proxy binary beside an application that knows

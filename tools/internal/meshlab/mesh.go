@@ -16,8 +16,8 @@ import (
 	destinationv1 "github.com/linkerd-go/linkerd-go/api/linkerd/destination/v1"
 	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
 	"github.com/linkerd-go/linkerd-go/api/mesh"
-	"github.com/linkerd-go/linkerd-go/tools/internal/childproc"
-	"github.com/linkerd-go/linkerd-go/tools/kubetest"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/childproc"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/kubetest"
 )
 
 const (

@@ -12,8 +12,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/linkerd-go/linkerd-go/tools/internal/childproc"
 	"github.com/linkerd-go/linkerd-go/tools/internal/meshlab"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/childproc"
 )
 
 var (

@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/linkerd-go/linkerd-go/tools/internal/cli/clitest"
-	"github.com/linkerd-go/linkerd-go/tools/internal/kubebins"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/kubebins"
 )
 
 // TestSameAsHelmTemplate renders each value set with Render and with the

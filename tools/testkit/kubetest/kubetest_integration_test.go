@@ -18,7 +18,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/linkerd-go/linkerd-go/tools/kubetest"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/kubetest"
 )
 
 // TestEnv proves the harness against the real API server: a CRD from the

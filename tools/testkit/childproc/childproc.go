@@ -1,7 +1,7 @@
-// Package childproc runs the child processes of the tools' test harnesses
-// (etcd, kube-apiserver, mesh components): output in a log file, reaped as
-// soon as they exit, stopped with SIGTERM then SIGKILL, and killed with the
-// parent if that dies without cleaning up.
+// Package childproc runs the child processes of the test harnesses and the
+// dev tools (etcd, kube-apiserver, mesh components, the dev cluster): output
+// in a log file, reaped as soon as they exit, stopped with SIGTERM then
+// SIGKILL, and killed with the parent if that dies without cleaning up.
 package childproc
 
 import (

@@ -7,7 +7,7 @@ import (
 	"os"
 	"strconv"
 
-	"github.com/linkerd-go/linkerd-go/tools/internal/childproc"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/childproc"
 )
 
 // portInUse reports whether the process died because a port was taken

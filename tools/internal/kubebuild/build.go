@@ -1,4 +1,4 @@
-package kubebins
+package kubebuild
 
 import (
 	"context"
@@ -11,7 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/linkerd-go/linkerd-go/tools/internal/childproc"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/childproc"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/kubebins"
 )
 
 // builder runs the go toolchain for one component at a time.
@@ -106,55 +107,53 @@ func (b *builder) wrapperBuild(ctx context.Context, name, out, gomod string, fil
 	return b.run(ctx, name, src, goEnv("CGO_ENABLED=0"), args...)
 }
 
-func buildCNI(ctx context.Context, b *builder, out string) error {
+func buildCNI(ctx context.Context, b *builder, c kubebins.Component, out string) error {
 	const mod = "github.com/containernetworking/plugins/plugins/"
-	v := "@" + CNIPluginsVersion
+	v := "@" + c.Version
 	return b.goInstall(ctx, "cni-plugins", out, false, "", "",
 		mod+"main/bridge"+v, mod+"ipam/host-local"+v, mod+"main/loopback"+v, mod+"meta/portmap"+v)
 }
 
-func buildCrane(ctx context.Context, b *builder, out string) error {
+func buildCrane(ctx context.Context, b *builder, c kubebins.Component, out string) error {
 	return b.goInstall(ctx, "crane", out, false, "", "",
-		"github.com/google/go-containerregistry/cmd/crane@"+CraneVersion)
+		"github.com/google/go-containerregistry/cmd/crane@"+c.Version)
 }
 
 // runc needs cgo (its nsenter is C) and libseccomp for the seccomp profiles
 // the kubelet asks for.
-func buildRunc(ctx context.Context, b *builder, out string) error {
+func buildRunc(ctx context.Context, b *builder, c kubebins.Component, out string) error {
 	return b.goInstall(ctx, "runc", out, true, "seccomp",
-		"-X main.version="+strings.TrimPrefix(RuncVersion, "v"),
-		"github.com/opencontainers/runc@"+RuncVersion)
+		"-X main.version="+strings.TrimPrefix(c.Version, "v"),
+		"github.com/opencontainers/runc@"+c.Version)
 }
 
-func buildContainerd(ctx context.Context, b *builder, out string) error {
+func buildContainerd(ctx context.Context, b *builder, c kubebins.Component, out string) error {
 	const mod = "github.com/containerd/containerd/v2/cmd/"
-	v := "@" + ContainerdVersion
+	v := "@" + c.Version
 	return b.goInstall(ctx, "containerd", out, false, "",
-		"-X github.com/containerd/containerd/v2/version.Version="+ContainerdVersion,
+		"-X github.com/containerd/containerd/v2/version.Version="+c.Version,
 		mod+"containerd"+v, mod+"containerd-shim-runc-v2"+v, mod+"ctr"+v)
 }
 
-func buildHelm(ctx context.Context, b *builder, out string) error {
+func buildHelm(ctx context.Context, b *builder, c kubebins.Component, out string) error {
 	return b.goInstall(ctx, "helm", out, false, "",
-		"-X helm.sh/helm/v3/internal/version.version="+HelmVersion,
-		"helm.sh/helm/v3/cmd/helm@"+HelmVersion)
+		"-X helm.sh/helm/v3/internal/version.version="+c.Version,
+		"helm.sh/helm/v3/cmd/helm@"+c.Version)
 }
 
 // CoreDNS is built without cgo so its image needs no libc.
-func buildCoreDNS(ctx context.Context, b *builder, out string) error {
+func buildCoreDNS(ctx context.Context, b *builder, c kubebins.Component, out string) error {
 	return b.goInstall(ctx, "coredns", out, false, "", "",
-		"github.com/coredns/coredns@"+CoreDNSVersion)
+		"github.com/coredns/coredns@"+c.Version)
 }
 
 // etcd's server module carries replace directives, so it is built through a
 // five-line main of our own.
-func buildEtcd(ctx context.Context, b *builder, out string) error {
-	gomod := "module etcd\n\ngo 1.26.0\n\nrequire go.etcd.io/etcd/server/v3 " + EtcdVersion + "\n"
+func buildEtcd(ctx context.Context, b *builder, c kubebins.Component, out string) error {
+	gomod := "module etcd\n\ngo 1.26.0\n\nrequire go.etcd.io/etcd/server/v3 " + c.Version + "\n"
 	main := "package main\n\nimport (\n\t\"os\"\n\n\t\"go.etcd.io/etcd/server/v3/etcdmain\"\n)\n\nfunc main() { etcdmain.Main(os.Args) }\n"
 	return b.wrapperBuild(ctx, "etcd", out, gomod, map[string]string{"main.go": main}, "", ".")
 }
-
-var kubernetesBinaries = []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "kubectl"}
 
 // buildKubernetes builds the Kubernetes commands through a main module that
 // requires k8s.io/kubernetes and points each of its staging modules
@@ -162,33 +161,33 @@ var kubernetesBinaries = []string{"kube-apiserver", "kube-controller-manager", "
 // cannot use) at the published v0.X.Y of the same release. The version
 // ldflags make the binaries report the real version, which Helm's
 // kubeVersion checks and kubectl need.
-func buildKubernetes(ctx context.Context, b *builder, out string) error {
-	stagingVersion := "v0" + strings.TrimPrefix(KubernetesVersion, "v1")
-	mod, err := downloadGoMod(ctx, b, "k8s.io/kubernetes@"+KubernetesVersion)
+func buildKubernetes(ctx context.Context, b *builder, c kubebins.Component, out string) error {
+	stagingVersion := "v0" + strings.TrimPrefix(c.Version, "v1")
+	mod, err := downloadGoMod(ctx, b, "k8s.io/kubernetes@"+c.Version)
 	if err != nil {
 		return err
 	}
 	var gomod strings.Builder
-	fmt.Fprintf(&gomod, "module kubebuild\n\ngo 1.26.0\n\nrequire k8s.io/kubernetes %s\n\n", KubernetesVersion)
+	fmt.Fprintf(&gomod, "module kubebuild\n\ngo 1.26.0\n\nrequire k8s.io/kubernetes %s\n\n", c.Version)
 	for _, line := range strings.Split(mod, "\n") {
 		fields := strings.Fields(strings.TrimPrefix(strings.TrimSpace(line), "replace "))
 		if len(fields) == 3 && fields[1] == "=>" && strings.HasPrefix(fields[2], "./staging/") {
 			fmt.Fprintf(&gomod, "replace %s => %s %s\n", fields[0], fields[0], stagingVersion)
 		}
 	}
-	major, minor, _ := strings.Cut(strings.TrimPrefix(KubernetesVersion, "v"), ".")
+	major, minor, _ := strings.Cut(strings.TrimPrefix(c.Version, "v"), ".")
 	minor, _, _ = strings.Cut(minor, ".")
 	var ldflags []string
 	for _, pkg := range []string{"k8s.io/component-base/version", "k8s.io/client-go/pkg/version"} {
 		ldflags = append(ldflags,
-			"-X "+pkg+".gitVersion="+KubernetesVersion,
+			"-X "+pkg+".gitVersion="+c.Version,
 			"-X "+pkg+".gitMajor="+major,
 			"-X "+pkg+".gitMinor="+minor,
 			"-X "+pkg+".gitTreeState=clean",
 			"-X "+pkg+".buildDate=1970-01-01T00:00:00Z")
 	}
 	var pkgs []string
-	for _, bin := range kubernetesBinaries {
+	for _, bin := range c.Binaries {
 		pkgs = append(pkgs, "k8s.io/kubernetes/cmd/"+bin)
 	}
 	return b.wrapperBuild(ctx, "kubernetes", out, gomod.String(), nil, strings.Join(ldflags, " "), pkgs...)

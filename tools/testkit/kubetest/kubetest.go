@@ -30,8 +30,8 @@ import (
 
 	"k8s.io/client-go/rest"
 
-	"github.com/linkerd-go/linkerd-go/tools/internal/childproc"
-	"github.com/linkerd-go/linkerd-go/tools/internal/kubebins"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/childproc"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/kubebins"
 )
 
 // ServiceAccountIssuer is the issuer of the tokens the API server signs.

@@ -22,11 +22,3 @@ const (
 	// CraneVersion is the github.com/google/go-containerregistry module.
 	CraneVersion = "v0.22.1"
 )
-
-// DebianPackages are the host packages the binaries need: runc links
-// libseccomp, kube-proxy programs iptables (nf_tables backend) and cleans
-// conntrack entries, the dev cluster lists nftables tables and manages links
-// and addresses with iproute2.
-var DebianPackages = []string{
-	"libseccomp-dev", "pkg-config", "iptables", "nftables", "conntrack", "iproute2",
-}

@@ -1,21 +1,12 @@
-// Package kubebins builds the Kubernetes, etcd, container-runtime, CNI,
-// CoreDNS, Helm and crane binaries that the integration tests and the dev
-// cluster run. Everything comes from the Go module proxy (plus a few Debian
+// Package kubebuild builds the pinned set of binaries that the integration
+// tests and the dev cluster run (testkit/kubebins names them and their cache
+// folders). Everything comes from the Go module proxy (plus a few Debian
 // packages) and is built into a cache folder keyed by version, so only the
 // first run is slow.
-//
-// Layout under the cache root:
-//
-//	k8s-bins/<component>-<version>/   the binaries of one component
-//	k8s-bins/set-<key>/               symlinks to every binary of the pinned set
-//
-// Dir returns the set folder; that is what tests and the cluster put on PATH.
-package kubebins
+package kubebuild
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -24,98 +15,39 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/linkerd-go/linkerd-go/tools/testkit/kubebins"
 )
 
-// EnvCacheDir names the environment variable that overrides the cache root.
-// The Makefile sets it, so make targets and tests agree on one folder.
-const EnvCacheDir = "LINKERD_GO_CACHE"
-
-// recipe changes whenever the way a component is built changes, so that a
-// cached build made with an older recipe is not reused.
-const recipe = "1"
+// DebianPackages are the host packages the binaries need: runc links
+// libseccomp, kube-proxy programs iptables (nf_tables backend) and cleans
+// conntrack entries, the dev cluster lists nftables tables and manages links
+// and addresses with iproute2.
+var DebianPackages = []string{
+	"libseccomp-dev", "pkg-config", "iptables", "nftables", "conntrack", "iproute2",
+}
 
 // completeMarker is written last into a component folder; a folder without it
 // is a build that did not finish and is rebuilt.
 const completeMarker = ".complete"
 
-// Component is one unit of the pinned set: built together, cached together.
-type Component struct {
-	Name     string
-	Version  string
-	Binaries []string
-	build    func(ctx context.Context, b *builder, out string) error
-}
+type buildFunc func(ctx context.Context, b *builder, c kubebins.Component, out string) error
 
-// Components returns the pinned set, in build order (fast ones first, so a
-// broken toolchain shows up before the long Kubernetes build).
-func Components() []Component {
-	return []Component{
-		{Name: "cni-plugins", Version: CNIPluginsVersion, Binaries: []string{"bridge", "host-local", "loopback", "portmap"}, build: buildCNI},
-		{Name: "crane", Version: CraneVersion, Binaries: []string{"crane"}, build: buildCrane},
-		{Name: "runc", Version: RuncVersion, Binaries: []string{"runc"}, build: buildRunc},
-		{Name: "etcd", Version: EtcdVersion, Binaries: []string{"etcd"}, build: buildEtcd},
-		{Name: "containerd", Version: ContainerdVersion, Binaries: []string{"containerd", "containerd-shim-runc-v2", "ctr"}, build: buildContainerd},
-		{Name: "helm", Version: HelmVersion, Binaries: []string{"helm"}, build: buildHelm},
-		{Name: "coredns", Version: CoreDNSVersion, Binaries: []string{"coredns"}, build: buildCoreDNS},
-		{Name: "kubernetes", Version: KubernetesVersion, Binaries: kubernetesBinaries, build: buildKubernetes},
-	}
-}
-
-// CacheRoot is the folder everything of this project is cached in:
-// $LINKERD_GO_CACHE, else <user cache dir>/linkerd-go.
-func CacheRoot() (string, error) {
-	if d := os.Getenv(EnvCacheDir); d != "" {
-		return filepath.Abs(d)
-	}
-	d, err := os.UserCacheDir()
-	if err != nil {
-		return "", fmt.Errorf("no cache folder: set %s: %w", EnvCacheDir, err)
-	}
-	return filepath.Join(d, "linkerd-go"), nil
-}
-
-// setKey identifies the pinned set: it changes when any version or the
-// recipe changes.
-func setKey() string {
-	h := sha256.New()
-	fmt.Fprintln(h, "recipe", recipe)
-	for _, c := range Components() {
-		fmt.Fprintln(h, c.Name, c.Version, strings.Join(c.Binaries, ","))
-	}
-	return hex.EncodeToString(h.Sum(nil))[:12]
-}
-
-// Dir is the folder holding every binary of the pinned set, under root.
-func Dir(root string) string {
-	return filepath.Join(root, "k8s-bins", "set-"+setKey())
-}
-
-// Find returns the set folder for the current cache root and checks that
-// every binary in it exists, so a test fails with one clear instruction
-// instead of an exec error deep inside.
-func Find() (string, error) {
-	root, err := CacheRoot()
-	if err != nil {
-		return "", err
-	}
-	dir := Dir(root)
-	var missing []string
-	for _, c := range Components() {
-		for _, b := range c.Binaries {
-			if _, err := os.Stat(filepath.Join(dir, b)); err != nil {
-				missing = append(missing, b)
-			}
-		}
-	}
-	if len(missing) > 0 {
-		return "", fmt.Errorf("the Kubernetes test binaries are missing from %s (%s): run `make k8s-bins` first", dir, strings.Join(missing, ", "))
-	}
-	return dir, nil
+// recipes builds each component of the pinned set, by name.
+var recipes = map[string]buildFunc{
+	"cni-plugins": buildCNI,
+	"crane":       buildCrane,
+	"runc":        buildRunc,
+	"etcd":        buildEtcd,
+	"containerd":  buildContainerd,
+	"helm":        buildHelm,
+	"coredns":     buildCoreDNS,
+	"kubernetes":  buildKubernetes,
 }
 
 // Options tune Install.
 type Options struct {
-	// CacheRoot overrides CacheRoot().
+	// CacheRoot overrides kubebins.CacheRoot().
 	CacheRoot string
 	// SkipPackages leaves the Debian packages alone (for machines where they
 	// are managed otherwise).
@@ -130,7 +62,7 @@ func Install(ctx context.Context, opts Options) (string, error) {
 	root := opts.CacheRoot
 	if root == "" {
 		var err error
-		if root, err = CacheRoot(); err != nil {
+		if root, err = kubebins.CacheRoot(); err != nil {
 			return "", err
 		}
 	}
@@ -146,17 +78,21 @@ func Install(ctx context.Context, opts Options) (string, error) {
 	b := &builder{root: root, log: log}
 	start := time.Now()
 	built := 0
-	for _, c := range Components() {
-		dir := componentDir(root, c)
+	for _, c := range kubebins.Components() {
+		dir := kubebins.ComponentDir(root, c)
 		if complete(dir, c) {
 			continue
 		}
 		built++
-		if err := b.buildComponent(ctx, c, dir); err != nil {
+		build, ok := recipes[c.Name]
+		if !ok {
+			return "", fmt.Errorf("no recipe builds %s", c.Name)
+		}
+		if err := b.buildComponent(ctx, c, build, dir); err != nil {
 			return "", err
 		}
 	}
-	set := Dir(root)
+	set := kubebins.Dir(root)
 	if err := link(root, set); err != nil {
 		return "", err
 	}
@@ -168,11 +104,7 @@ func Install(ctx context.Context, opts Options) (string, error) {
 	return set, nil
 }
 
-func componentDir(root string, c Component) string {
-	return filepath.Join(root, "k8s-bins", c.Name+"-"+c.Version+"-r"+recipe)
-}
-
-func complete(dir string, c Component) bool {
+func complete(dir string, c kubebins.Component) bool {
 	if _, err := os.Stat(filepath.Join(dir, completeMarker)); err != nil {
 		return false
 	}
@@ -186,7 +118,7 @@ func complete(dir string, c Component) bool {
 
 // buildComponent builds into a fresh temporary folder beside the final one
 // and renames it into place, so an interrupted build never looks complete.
-func (b *builder) buildComponent(ctx context.Context, c Component, dir string) error {
+func (b *builder) buildComponent(ctx context.Context, c kubebins.Component, build buildFunc, dir string) error {
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return err
 	}
@@ -202,7 +134,7 @@ func (b *builder) buildComponent(ctx context.Context, c Component, dir string) e
 	fmt.Fprintf(b.log, "k8s-bins: building %s %s (%s)\n", c.Name, c.Version, strings.Join(c.Binaries, ", "))
 	start := time.Now()
 	stop := b.heartbeat(c.Name, start)
-	err = c.build(ctx, b, out)
+	err = build(ctx, b, c, out)
 	stop()
 	if err != nil {
 		return fmt.Errorf("building %s %s: %w", c.Name, c.Version, err)
@@ -234,9 +166,9 @@ func link(root, set string) error {
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
 		return err
 	}
-	for _, c := range Components() {
+	for _, c := range kubebins.Components() {
 		for _, bin := range c.Binaries {
-			if err := os.Symlink(filepath.Join(componentDir(root, c), bin), filepath.Join(tmp, bin)); err != nil {
+			if err := os.Symlink(filepath.Join(kubebins.ComponentDir(root, c), bin), filepath.Join(tmp, bin)); err != nil {
 				return err
 			}
 		}
