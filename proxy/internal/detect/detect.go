@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"time"
@@ -47,14 +48,10 @@ const Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 // detection per connection and is enough for every decision below.
 const bufferSize = 4096
 
-// methods are the HTTP/1 request methods we recognise, each followed by
-// the space of the request line. Other tokens are treated as opaque: a
-// false "HTTP" would break a binary protocol, a missed exotic method only
-// loses HTTP metrics.
-var methods = [][]byte{
-	[]byte("GET "), []byte("POST "), []byte("PUT "), []byte("DELETE "), []byte("HEAD "),
-	[]byte("OPTIONS "), []byte("PATCH "), []byte("CONNECT "), []byte("TRACE "),
-}
+// registeredMethods are the methods of RFC 9110 and RFC 5789. Detection
+// does not depend on them, except for a request line longer than the
+// detection buffer (see classify).
+var registeredMethods = []string{"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
 
 // Conn is a connection whose first bytes were read for detection; reads
 // return those bytes first.
@@ -91,6 +88,10 @@ func (c *Conn) Unbuffer() ([]byte, net.Conn) {
 	return out, c.Conn
 }
 
+// NetConn returns the connection below the detection buffer (as
+// tls.Conn.NetConn does), for what must reach the socket itself.
+func (c *Conn) NetConn() net.Conn { return c.Conn }
+
 // Peeked returns the bytes read for detection and not yet consumed.
 func (c *Conn) Peeked() []byte {
 	if c.r == nil {
@@ -121,17 +122,26 @@ func Detect(conn net.Conn, timeout time.Duration) (Protocol, *Conn, error) {
 	return p, c, err
 }
 
-// detect peeks as few bytes as the decision needs, one more at a time
-// only while the bytes so far are still a prefix of a known protocol.
+// detect reads until the bytes read so far decide the protocol: each
+// decision looks at everything buffered, and more is read only while the
+// bytes are still a prefix of something recognised.
 func (c *Conn) detect() (Protocol, error) {
 	n := 1
 	for {
 		b, err := c.r.Peek(n)
+		if len(b) < c.r.Buffered() {
+			b, _ = c.r.Peek(c.r.Buffered())
+		}
 		p, done := classify(b)
 		if done || err != nil {
-			if err != nil && len(b) > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
-				// Some bytes, then silence: whatever they are, they are
-				// not a complete known prefix.
+			if err != nil && len(b) > 0 {
+				// Some bytes, then silence or the end of what the client
+				// sends: whatever they are, they are not a complete known
+				// prefix. The bytes are forwarded; the next read reports
+				// the end.
+				if errors.Is(err, io.EOF) {
+					return Opaque, nil
+				}
 				return Opaque, err
 			}
 			return p, err
@@ -142,7 +152,7 @@ func (c *Conn) detect() (Protocol, error) {
 
 // classify decides from b, the first bytes of the stream. done is false
 // while b is a proper prefix of something we recognise and more bytes could
-// change the answer.
+// change the answer; it is true at the latest when b fills the buffer.
 func classify(b []byte) (p Protocol, done bool) {
 	if len(b) == 0 {
 		return Opaque, false
@@ -157,22 +167,70 @@ func classify(b []byte) (p Protocol, done bool) {
 		}
 		return Opaque, true
 	}
-	if len(b) <= len(Preface) && bytes.HasPrefix([]byte(Preface), b) {
-		if len(b) == len(Preface) {
-			return HTTP2, true
-		}
-		// "PRI " is also where an HTTP/1 "PRI" method would start; the
+	if bytes.HasPrefix(b, []byte(Preface)) {
+		return HTTP2, true
+	}
+	if len(b) < len(Preface) && bytes.HasPrefix([]byte(Preface), b) {
+		// "PRI " is also where an HTTP/1 "PRI" request would start; the
 		// preface decides.
 		return Opaque, false
 	}
-	prefixOfMethod := false
-	for _, m := range methods {
-		if len(b) >= len(m) && bytes.HasPrefix(b, m) {
-			return HTTP1, true
+	return classifyHTTP1(b)
+}
+
+// maxMethod bounds the method of a request line detection waits for.
+const maxMethod = 64
+
+// classifyHTTP1 recognises an HTTP/1 request line by its shape, whatever
+// its method: a method of visible characters, a space, and a line that
+// ends with " HTTP/1." and a digit before its CR or LF. That is enough to
+// tell HTTP from the text protocols that also begin with a word and a
+// space (a Redis inline command, memcached's "get key", SMTP's "EHLO
+// host"), and lenient enough that a malformed request line (a method
+// outside the token characters, a bare LF, a control character in the
+// target) is still HTTP, for the HTTP/1 guard to answer 400, rather than
+// opaque bytes sent on as they are. A request line longer than the
+// detection buffer cannot be seen whole: it is HTTP/1 when it starts with a
+// registered method and an origin- or absolute-form target.
+func classifyHTTP1(b []byte) (Protocol, bool) {
+	sp := -1
+	for i, c := range b {
+		if c == ' ' && i > 0 {
+			sp = i
+			break
 		}
-		if len(b) < len(m) && bytes.HasPrefix(m, b) {
-			prefixOfMethod = true
+		if c < 0x21 || c > 0x7e || i >= maxMethod {
+			return Opaque, true
 		}
 	}
-	return Opaque, !prefixOfMethod
+	if sp < 0 {
+		return Opaque, len(b) >= bufferSize
+	}
+	end := bytes.IndexAny(b[sp:], "\r\n")
+	if end < 0 {
+		if len(b) < bufferSize {
+			return Opaque, false
+		}
+		if longRequestLine(b[:sp], b[sp+1:]) {
+			return HTTP1, true
+		}
+		return Opaque, true
+	}
+	line := b[:sp+end]
+	const version = " HTTP/1."
+	n := len(line)
+	if n < sp+len(version)+2 || string(line[n-len(version)-1:n-1]) != version || line[n-1] < '0' || line[n-1] > '9' {
+		return Opaque, true
+	}
+	return HTTP1, true
+}
+
+// longRequestLine reports whether a request line too long to see whole
+// starts as one of a registered method would.
+func longRequestLine(method, target []byte) bool {
+	registered := false
+	for _, m := range registeredMethods {
+		registered = registered || string(method) == m
+	}
+	return registered && (bytes.HasPrefix(target, []byte("/")) || bytes.HasPrefix(target, []byte("http://")) || bytes.HasPrefix(target, []byte("https://")))
 }
