@@ -59,6 +59,8 @@ var Vars = []Var{
 	{"LINKERD2_PROXY_OUTBOUND_MAX_CONNECTIONS", "4096", "outbound accepted connections open at once (HTTP and opaque); past it a connection is reset at once", false},
 	{"LINKERD2_PROXY_INBOUND_SERVER_HTTP2_MAX_CONCURRENT_STREAMS", "250", "streams one HTTP/2 client connection may have open on the inbound side", false},
 	{"LINKERD2_PROXY_OUTBOUND_SERVER_HTTP2_MAX_CONCURRENT_STREAMS", "250", "streams one HTTP/2 client connection may have open on the outbound side", false},
+	{"LINKERD2_PROXY_INBOUND_SERVER_HTTP2_MAX_RAPID_RESETS_PER_SECOND", "1000", "streams an HTTP/2 client connection to the inbound side may reset before their answer, within a second of opening them, per second (and at once); past it the connection gets GOAWAY ENHANCE_YOUR_CALM", false},
+	{"LINKERD2_PROXY_OUTBOUND_SERVER_HTTP2_MAX_RAPID_RESETS_PER_SECOND", "1000", "the same for HTTP/2 client connections to the outbound side", false},
 }
 
 // Config is the proxy's validated configuration.
@@ -89,6 +91,10 @@ type Config struct {
 // SideLimits bound the work of one side (inbound or outbound).
 type SideLimits struct {
 	MaxInFlight, MaxConnections, HTTP2MaxConcurrentStreams int
+	// HTTP2MaxRapidResetsPerSecond is the rapid-reset budget of each
+	// HTTP/2 client connection: h2guard.PerSecond(n) as
+	// h2guard.Limits.RapidResets, n at once and n per second.
+	HTTP2MaxRapidResetsPerSecond int
 }
 
 // FromEnv reads and validates the configuration; getenv is os.Getenv
@@ -188,6 +194,8 @@ func FromEnv(getenv func(string) string) (*Config, error) {
 		{"LINKERD2_PROXY_OUTBOUND_MAX_CONNECTIONS", &c.Outbound.MaxConnections},
 		{"LINKERD2_PROXY_INBOUND_SERVER_HTTP2_MAX_CONCURRENT_STREAMS", &c.Inbound.HTTP2MaxConcurrentStreams},
 		{"LINKERD2_PROXY_OUTBOUND_SERVER_HTTP2_MAX_CONCURRENT_STREAMS", &c.Outbound.HTTP2MaxConcurrentStreams},
+		{"LINKERD2_PROXY_INBOUND_SERVER_HTTP2_MAX_RAPID_RESETS_PER_SECOND", &c.Inbound.HTTP2MaxRapidResetsPerSecond},
+		{"LINKERD2_PROXY_OUTBOUND_SERVER_HTTP2_MAX_RAPID_RESETS_PER_SECOND", &c.Outbound.HTTP2MaxRapidResetsPerSecond},
 	}
 	for _, n := range counts {
 		v, err := strconv.Atoi(get(n.name))

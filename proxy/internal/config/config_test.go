@@ -35,7 +35,7 @@ func TestDefaults(t *testing.T) {
 	if c.LogLevel != "info" || len(c.OpaquePorts) != 8 {
 		t.Errorf("log %q opaque %v", c.LogLevel, c.OpaquePorts)
 	}
-	want := SideLimits{MaxInFlight: 1000, MaxConnections: 4096, HTTP2MaxConcurrentStreams: 250}
+	want := SideLimits{MaxInFlight: 1000, MaxConnections: 4096, HTTP2MaxConcurrentStreams: 250, HTTP2MaxRapidResetsPerSecond: 1000}
 	if c.Inbound != want || c.Outbound != want {
 		t.Errorf("limits %+v %+v", c.Inbound, c.Outbound)
 	}
@@ -46,12 +46,16 @@ func TestLimits(t *testing.T) {
 	m["LINKERD2_PROXY_INBOUND_MAX_IN_FLIGHT"] = "100000"
 	m["LINKERD2_PROXY_OUTBOUND_MAX_CONNECTIONS"] = "500"
 	m["LINKERD2_PROXY_OUTBOUND_SERVER_HTTP2_MAX_CONCURRENT_STREAMS"] = "100"
+	m["LINKERD2_PROXY_INBOUND_SERVER_HTTP2_MAX_RAPID_RESETS_PER_SECOND"] = "5000"
 	c, err := FromEnv(env(m))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Inbound.MaxInFlight != 100000 || c.Outbound.MaxConnections != 500 || c.Outbound.HTTP2MaxConcurrentStreams != 100 || c.Outbound.MaxInFlight != 1000 {
 		t.Errorf("%+v %+v", c.Inbound, c.Outbound)
+	}
+	if c.Inbound.HTTP2MaxRapidResetsPerSecond != 5000 || c.Outbound.HTTP2MaxRapidResetsPerSecond != 1000 {
+		t.Errorf("rapid resets %+v %+v", c.Inbound, c.Outbound)
 	}
 	for _, bad := range []string{"0", "-3", "many", "99999999999"} {
 		m := required()
