@@ -46,6 +46,9 @@ func NewReverseProxy(transport http.RoundTripper, rewrite func(*httputil.ProxyRe
 		// unknown length or of type text/event-stream.
 		FlushInterval: 0,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if answerRefusedBody(w, r) {
+				return // the client's body was malformed: its 400, not a 502
+			}
 			var start time.Time
 			if rec, ok := w.(*Recorder); ok {
 				start = rec.start
@@ -128,7 +131,7 @@ func (r *Recorder) Done(h *metrics.Handles) {
 		// A gRPC status normally arrives in the trailers.
 		grpcStatus = r.Header().Get(http.TrailerPrefix + "Grpc-Status")
 	}
-	failure := status >= 500 || r.ErrName != "" || (grpcStatus != "" && grpcStatus != "0")
+	failure := status >= 500 || (r.ErrName != "" && !isClientError(r.ErrName)) || (grpcStatus != "" && grpcStatus != "0")
 	h.Response(status, failure, grpcStatus, r.ErrName, float64(end.Sub(r.start).Microseconds())/1000)
 }
 

@@ -97,6 +97,7 @@ func NewHTTPServer(handler http.Handler, limits HTTPServerLimits, limiter *Limit
 		MaxHeaderBytes:    limits.MaxHeaderBytes,
 		ErrorLog:          log.New(logWriter{logger}, "", 0),
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			ctx = guardContext(ctx, c)
 			if m, ok := s.metas.Load(c); ok {
 				return context.WithValue(ctx, metaKey{}, m)
 			}

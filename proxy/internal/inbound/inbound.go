@@ -243,6 +243,9 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		Direction: "inbound", Authority: forward.Authority(r, meta.Dst.Port()),
 		TargetAddr: meta.Dst.String(), TLS: tlsLabel, ClientID: meta.PeerID,
 	})
+	if forward.RefuseMalformed(w, r, h) {
+		return
+	}
 	h.Requests.Inc()
 	rec := forward.NewRecorder(w)
 	defer rec.Done(h)

@@ -445,6 +445,9 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		Direction: "outbound", Authority: forward.Authority(r, meta.Dst.Port()),
 		TargetAddr: meta.Dst.String(), TLS: "no_identity", Dst: metrics.DstFromMap(snap.Labels),
 	}}
+	if forward.RefuseMalformed(w, r, p.m.For(rt.labels)) {
+		return
+	}
 	switch snap.State {
 	case discovery.NoEndpoints:
 		h := p.m.For(rt.labels)
