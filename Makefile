@@ -4,7 +4,8 @@
 #   make help       every target
 #
 # Each module is built, vetted and tested on its own (GOWORK=off), the way it is
-# released. Developer tools (buf, protoc plugins, staticcheck) are pinned in
+# released, and in the workspace (go.work), the way a contributor works on it.
+# Developer tools (buf, protoc plugins, staticcheck) are pinned in
 # devtools/go.mod and run through `go tool`; nothing is installed globally.
 
 SHELL := bash
@@ -40,6 +41,11 @@ DEV := cd $(ROOT)/tools && GOWORK=off go run ./cmd/dev
 
 GOTOOL := GOWORK=off go tool -modfile=$(ROOT)/devtools/go.mod
 
+# Workspace mode, whatever GOWORK the environment has: the workspace reads more
+# of the module graph than each module alone (see go.work), so it can fail to
+# build when every module builds on its own.
+WORKSPACE := GOWORK=$(ROOT)/go.work
+
 .PHONY: help
 help: ## Show the targets.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -60,17 +66,20 @@ check-generated: ## Fail if the committed generated code differs from what `make
 	@$(ROOT)/scripts/check-generated.sh
 
 .PHONY: build
-build: ## Build every module on its own (GOWORK=off).
+build: ## Build every module on its own (GOWORK=off) and in the workspace.
 	@for m in $(MODULES); do \
 		echo "build: $$m"; \
-		(cd $(ROOT)/$$m && GOWORK=off go build ./...); \
+		(cd $(ROOT)/$$m && GOWORK=off go build ./... && $(WORKSPACE) go build ./...); \
 	done
 
 .PHONY: test-unit
-test-unit: ## Run every module's Go tests on its own, with the race detector.
+# In the workspace without the race detector: it is the same code against the
+# workspace's dependency versions, and a second race build of everything would
+# double the time for little more.
+test-unit: ## Run every module's Go tests on its own (with the race detector) and in the workspace.
 	@for m in $(MODULES); do \
 		echo "test-unit: $$m"; \
-		(cd $(ROOT)/$$m && GOWORK=off go test -race ./...); \
+		(cd $(ROOT)/$$m && GOWORK=off go test -race ./... && $(WORKSPACE) go test ./...); \
 	done
 
 .PHONY: test-integration
@@ -121,13 +130,14 @@ bench-proxy: k8s-bins ## Data-plane benchmark: direct vs our proxy pair vs an ng
 lint: lint-go lint-proto ## All linters.
 
 .PHONY: lint-go
-lint-go: ## gofmt, go vet, staticcheck and go.mod tidiness for every module.
+lint-go: ## gofmt, go vet (alone and in the workspace), staticcheck and go.mod tidiness for every module.
 	@for m in $(MODULES); do \
 		echo "lint: $$m"; \
 		cd $(ROOT)/$$m; \
 		unformatted=$$(gofmt -l .); \
 		if [ -n "$$unformatted" ]; then echo "not gofmt-clean (run gofmt -w):"; echo "$$unformatted"; exit 1; fi; \
 		GOWORK=off go vet -tags $(TEST_TAGS) ./...; \
+		$(WORKSPACE) go vet -tags $(TEST_TAGS) ./...; \
 		$(GOTOOL) staticcheck -tags $(TEST_TAGS) ./...; \
 		GOWORK=off go mod tidy -diff || { echo "$$m/go.mod is not tidy (run go mod tidy)"; exit 1; }; \
 	done
