@@ -23,7 +23,9 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
 
 	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
 )
@@ -109,11 +111,76 @@ func New(log logr.Logger, cfg Config, rpc identityv1.IdentityServiceClient, reg 
 	return c, nil
 }
 
-// Dial connects to the identity service at addr over TLS 1.3, checking that
-// it presents serverName signed by the trust anchors.
-func Dial(addr, serverName string, anchors *x509.CertPool) (*grpc.ClientConn, error) {
+// Dial returns the connection to the identity service at addr: TLS 1.3,
+// the service presenting serverName signed by the trust anchors. Each call
+// gets a gRPC channel of its own (see Conn). The caller closes it.
+func Dial(addr, serverName string, anchors *x509.CertPool) (*Conn, error) {
 	creds := credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS13, RootCAs: anchors, ServerName: serverName})
-	return grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
+	c := &Conn{target: addr, opts: []grpc.DialOption{grpc.WithTransportCredentials(creds), grpc.WithDisableServiceConfig()}}
+	cc, err := grpc.NewClient(c.target, c.opts...) // refuse a bad target now
+	if err != nil {
+		return nil, err
+	}
+	_ = cc.Close()
+	return c, nil
+}
+
+// Conn makes a gRPC channel for every call and closes it after: the
+// identity service is resolved and connected afresh at each attempt, so
+// Run's backoff alone decides when identity is tried again. A long-lived
+// channel that failed waits out gRPC's reconnect backoff, and after a
+// lookup with no address (the headless Service scaled to zero) its DNS
+// resolver's, each up to two minutes, failing calls meanwhile.
+type Conn struct {
+	target string
+	opts   []grpc.DialOption
+
+	mu     sync.Mutex
+	closed bool
+	open   map[*grpc.ClientConn]struct{} // channels of calls in flight
+}
+
+// Invoke makes one unary call on a new channel, failing fast when its
+// connection fails.
+func (c *Conn) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return status.Error(codes.Canceled, "identity connection closed")
+	}
+	cc, err := grpc.NewClient(c.target, c.opts...)
+	if err != nil {
+		c.mu.Unlock()
+		return err
+	}
+	if c.open == nil {
+		c.open = map[*grpc.ClientConn]struct{}{}
+	}
+	c.open[cc] = struct{}{}
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.open, cc)
+		c.mu.Unlock()
+		_ = cc.Close()
+	}()
+	return cc.Invoke(ctx, method, args, reply, opts...)
+}
+
+// NewStream is refused: the identity API is unary.
+func (c *Conn) NewStream(context.Context, *grpc.StreamDesc, string, ...grpc.CallOption) (grpc.ClientStream, error) {
+	return nil, status.Error(codes.Unimplemented, "the identity connection carries unary calls only")
+}
+
+// Close ends the calls in flight and refuses further ones.
+func (c *Conn) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	for cc := range c.open {
+		_ = cc.Close()
+	}
+	return nil
 }
 
 // ReadTrustAnchors reads a PEM bundle of one or more certificates.

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -120,6 +121,33 @@ type fixture struct {
 	clk    *fakeClock
 	reg    *prometheus.Registry
 	token  string
+	gate   *gate // with startGated
+}
+
+// gate is a listener in front of the identity server. Closed, it accepts
+// each connection and resets it at once (nothing serves the port); open,
+// it hands connections to the server.
+type gate struct {
+	net.Listener
+	open    atomic.Bool
+	refused chan struct{} // one per connection reset while closed
+}
+
+func (g *gate) Accept() (net.Conn, error) {
+	for {
+		c, err := g.Listener.Accept()
+		if err != nil || g.open.Load() {
+			return c, err
+		}
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetLinger(0)
+		}
+		_ = c.Close()
+		select {
+		case g.refused <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // fakeClock hands every timer the client starts to the test, which fires
@@ -161,6 +189,17 @@ func (t *fakeTimer) fire() {
 // destination does, and runs a Client on a fake clock until the test ends.
 func start(t *testing.T, lifetime time.Duration, signer func(root *ca) *ca) *fixture {
 	t.Helper()
+	return startServer(t, lifetime, signer, false)
+}
+
+// startGated is start with the server behind a closed gate.
+func startGated(t *testing.T) *fixture {
+	t.Helper()
+	return startServer(t, time.Hour, nil, true)
+}
+
+func startServer(t *testing.T, lifetime time.Duration, signer func(root *ca) *ca, gated bool) *fixture {
+	t.Helper()
 	root := newCA(t, nil, "root")
 	issuer := newCA(t, root, "issuer")
 	if signer != nil {
@@ -177,9 +216,14 @@ func start(t *testing.T, lifetime time.Duration, signer func(root *ca) *ca) *fix
 	serverCert := tls.Certificate{Certificate: [][]byte{root.issue(t, &serverKey.PublicKey, identityName.String(), time.Hour)}, PrivateKey: serverKey}
 	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{serverCert}})))
 	identityv1.RegisterIdentityServiceServer(srv, f.fake)
+	var lis net.Listener
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if gated {
+		f.gate = &gate{Listener: lis, refused: make(chan struct{}, 64)}
+		lis = f.gate
 	}
 	served := make(chan struct{})
 	go func() {
@@ -372,5 +416,38 @@ func TestRenewalDelay(t *testing.T) {
 		if got := renewalDelay(now, tc.notAfter, DefaultMinRefresh, DefaultMaxRefresh); got != tc.want {
 			t.Errorf("%s: renewalDelay = %v, want %v", tc.name, got, tc.want)
 		}
+	}
+}
+
+// destination started while identity is down: every failed attempt is a new
+// connection, and the first attempt after identity serves again gets the
+// certificate, whatever backoff gRPC would keep on a long-lived channel.
+func TestCertifiesOnTheFirstAttemptAfterIdentityReturns(t *testing.T) {
+	f := startGated(t)
+	const down = 5
+	for i := 1; i <= down; i++ {
+		tm := f.nextTimer(t)
+		select {
+		case <-f.gate.refused:
+		case <-time.After(hangGuard):
+			t.Fatal("no connection reached the identity service")
+		}
+		if f.client.Ready() {
+			t.Fatal("ready while identity is down")
+		}
+		if i == down {
+			f.gate.open.Store(true)
+		}
+		tm.fire()
+	}
+	if got := f.nextCall(t); got != "ok" {
+		t.Fatalf("first call after identity returned: %s", got)
+	}
+	f.nextTimer(t)
+	if !f.client.Ready() {
+		t.Fatal("no certificate after the first attempt once identity returned")
+	}
+	if got := testutil.ToFloat64(f.client.fails); got != down {
+		t.Errorf("failures %v, want %d", got, down)
 	}
 }
