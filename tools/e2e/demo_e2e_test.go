@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -53,8 +55,10 @@ func identityName(sa, ns string) string {
 
 // testDemo deploys the demo app in a namespace annotated for injection and
 // checks what the mesh does for it, from outside: the API server, and the
-// proxies' metrics read through the pods/proxy subresource.
-func testDemo(t *testing.T, ctx context.Context, kube kubernetes.Interface, c *cluster.Cluster) {
+// proxies' metrics read through the pods/proxy subresource. Last, it types
+// the next steps `make demo` prints into a shell, as printed, but the one
+// that stops the cluster: that one is left in session for TestMesh's end.
+func testDemo(t *testing.T, ctx context.Context, kube kubernetes.Interface, c *cluster.Cluster, root string, session *nextStepsSession) {
 	ns := demoNS
 	t.Run("deploy", func(t *testing.T) { deployDemo(t, ctx, kube, ns, true) })
 	if t.Failed() {
@@ -92,6 +96,101 @@ func testDemo(t *testing.T, ctx context.Context, kube kubernetes.Interface, c *c
 		t.Logf("linkerd check: %d checks passed", len(report.Results))
 	})
 	t.Run("destination-restart-keeps-traffic", func(t *testing.T) { checkDestinationRestart(t, ctx, kube, ns) })
+	t.Run("next-steps", func(t *testing.T) { runNextSteps(t, ctx, c, root, ns, session) })
+}
+
+// nextStepsSession is the shell that typed the demo's next steps, and the
+// last of them (it stops the cluster), still to be typed.
+type nextStepsSession struct {
+	sh   *userShell
+	last demo.Step
+}
+
+// runNextSteps types what `make demo` prints as next steps (demo.NextSteps,
+// the list dev demo prints) into one shell started in the checkout, in
+// workspace mode, but the last; each must exit 0 and show what it is for.
+func runNextSteps(t *testing.T, ctx context.Context, c *cluster.Cluster, root, ns string, session *nextStepsSession) {
+	steps := demo.NextSteps(root, c.KubeconfigPath(), filepath.Join(c.BinDir, "kubectl"), ns)
+	// The shell outlives TestMesh's body (the last step is typed in its
+	// cleanup, after ctx is cancelled); each typed line has its own timeout.
+	sh, err := startUserShell(context.WithoutCancel(ctx), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	session.sh, session.last = sh, steps[len(steps)-1]
+	for _, s := range steps[:len(steps)-1] {
+		start := time.Now()
+		out, status, err := sh.run(s.Command, stepTimeout)
+		t.Logf("$ %s   (exit %d, %s)\n%s", s.Command, status, time.Since(start).Round(100*time.Millisecond), out)
+		if err != nil {
+			t.Fatalf("%s: %v", s.Command, err)
+		}
+		if status != 0 {
+			t.Errorf("%s: exit status %d", s.Command, status)
+			continue
+		}
+		if err := nextStepShows(s.Command, ns, out); err != nil {
+			t.Errorf("%s: %v", s.Command, err)
+		}
+	}
+}
+
+// nextStepShows checks the output of a next step for what the step is for:
+// a shell built-in prints nothing; the CLI's commands and kubectl show the
+// demo as the rest of testDemo found it.
+func nextStepShows(command, ns, out string) error {
+	var want []string // regular expressions the output must match
+	switch {
+	case strings.HasPrefix(command, "export ") || strings.HasPrefix(command, "cd "):
+		if out != "" {
+			return fmt.Errorf("printed %q", out)
+		}
+	case strings.Contains(command, "linkerd stat deploy"):
+		want = []string{
+			fmt.Sprintf(`(?m)^%s\s+%d/%d\s+100\.00%%\s`, demo.Backend, demo.BackendReplicas, demo.BackendReplicas),
+			fmt.Sprintf(`(?m)^%s\s+1/1\s+100\.00%%\s`, demo.Frontend),
+			fmt.Sprintf(`(?m)^%s\s+1/1\s`, demo.Load),
+		}
+	case strings.Contains(command, "linkerd check"):
+		want = []string{`(?m)^Status check results are ✓$`}
+	case strings.Contains(command, "linkerd diagnostics proxy-metrics"):
+		want = []string{`(?m)^request_total\{[^}]*direction="outbound"`, `(?m)^identity_cert_expiration_timestamp_seconds `}
+	case strings.Contains(command, "linkerd identity deploy/"+demo.Backend):
+		if n := strings.Count(out, identityName(demo.Backend, ns)); n != demo.BackendReplicas {
+			return fmt.Errorf("%d lines name %s, want one per backend pod (%d)", n, identityName(demo.Backend, ns), demo.BackendReplicas)
+		}
+	case strings.Contains(command, " get pods"):
+		for _, d := range demo.Deployments {
+			want = append(want, fmt.Sprintf(`(?m)^%s-\S+\s+\d+/\d+\s+Running\s`, d))
+		}
+	}
+	for _, re := range want {
+		if !regexp.MustCompile(re).MatchString(out) {
+			return fmt.Errorf("output does not match %s", re)
+		}
+	}
+	return nil
+}
+
+// finishNextSteps types the last next step, which stops the cluster, into
+// the shell that typed the others; afterwards nothing of the cluster runs.
+func finishNextSteps(t *testing.T, c *cluster.Cluster, session *nextStepsSession) {
+	t.Helper()
+	defer func() {
+		if err := session.sh.close(); err != nil {
+			t.Logf("the next steps' shell: %v", err)
+		}
+	}()
+	start := time.Now()
+	out, status, err := session.sh.run(session.last.Command, 5*time.Minute)
+	t.Logf("$ %s   (exit %d, %s)\n%s", session.last.Command, status, time.Since(start).Round(100*time.Millisecond), out)
+	if err != nil || status != 0 {
+		t.Errorf("%s: exit status %d, %v", session.last.Command, status, err)
+		return
+	}
+	if s := c.Status(context.Background()); anyRunning(s) {
+		t.Errorf("after %s the cluster still runs: %v", session.last.Command, s.Components)
+	}
 }
 
 // deployDemo applies the demo's objects (and the unmeshed pod) and waits

@@ -23,9 +23,18 @@
 //     linkerd stat showing traffic at 100% success; linkerd check passing;
 //     the destination pod deleted with zero failed requests from the load
 //     generator and the frontend's proxy until well after its replacement
-//     is Ready;
-//   - upgrade-destination-alone: helm upgrade of destination's image tag
-//     changes nothing else;
+//     is Ready; then the next steps `make demo` prints (demo.NextSteps, the
+//     list dev demo prints), typed as printed into one shell started in the
+//     checkout, in workspace mode as in a fresh clone (GOWORK and GOFLAGS
+//     unset): each exits 0 and shows the demo (linkerd stat at 100%, linkerd
+//     check passing, the frontend proxy's metrics, the backends'
+//     identities, the pods Running); the last of them, make cluster-down,
+//     is typed at the very end and must leave nothing of the cluster
+//     running;
+//   - upgrade-destination-alone: the README's component-change lines (the
+//     block after `<!-- e2e: component-change`), as written there: dev
+//     images for destination alone with tag my-fix, dev cluster load, helm
+//     upgrade of destination's image tag, which changes nothing else;
 //   - check-identity-scaled-to-zero: linkerd check fails and says so;
 //   - uninstall, then cert-manager: the control plane again with
 //     identity.issuer.scheme=kubernetes.io/tls and the issuer Secret written

@@ -6,7 +6,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,9 +32,11 @@ import (
 
 const (
 	namespace = "linkerd"
-	// upgradeTag is the second tag destination's image is built with, for
-	// the upgrade of that component alone.
-	upgradeTag = "e2e-upgrade"
+	// upgradeTag is the tag the README's component-change lines build
+	// destination's image with and upgrade it to, alone.
+	upgradeTag = "my-fix"
+	// readmeImageDir is where those lines write the image.
+	readmeImageDir = "/tmp/img"
 	// stepTimeout bounds each wait (pods Ready, a rollout, an uninstall).
 	stepTimeout = 3 * time.Minute
 )
@@ -88,11 +92,18 @@ func TestMesh(t *testing.T) {
 
 	before := c.HostSnapshot(ctx)
 	var kube *kubernetes.Clientset
+	// The demo's next steps end with the one that stops the cluster: it is
+	// typed here, in the shell that typed the others, and Down after it
+	// finds nothing to do.
+	var nextSteps nextStepsSession
 	t.Cleanup(func() {
 		if t.Failed() && kube != nil {
 			for _, ns := range []string{namespace, demoNS, certManagerDemoNS} {
 				dumpNamespace(t, kube, ns)
 			}
+		}
+		if nextSteps.sh != nil {
+			finishNextSteps(t, c, &nextSteps)
 		}
 		if err := c.Down(context.Background()); err != nil {
 			t.Errorf("down: %v", err)
@@ -116,7 +127,7 @@ func TestMesh(t *testing.T) {
 	}
 	t.Logf("images built %s after the cluster was up", time.Since(start).Round(100*time.Millisecond))
 	tarballs, err := filepath.Glob(filepath.Join(imageDir, "*", "*.tar"))
-	if err != nil || len(tarballs) != len(images.Components)+2 {
+	if err != nil || len(tarballs) != len(images.Components)+1 {
 		t.Fatalf("image tarballs: %v %v", tarballs, err)
 	}
 	for _, tarball := range tarballs {
@@ -148,7 +159,7 @@ func TestMesh(t *testing.T) {
 		return
 	}
 
-	t.Run("demo", func(t *testing.T) { testDemo(t, ctx, kube, c) })
+	t.Run("demo", func(t *testing.T) { testDemo(t, ctx, kube, c, root, &nextSteps) })
 	if t.Failed() {
 		return
 	}
@@ -160,9 +171,10 @@ func TestMesh(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// As a user changes one component of the dev cluster: the
+		// README's lines, as they are there.
 		start := time.Now()
-		helm("upgrade", "linkerd-control-plane", "-n", "linkerd", "--reuse-values",
-			"--set", "destination.image.tag="+upgradeTag, cpChart)
+		runREADMELines(t, c, root, "component-change")
 		waitUntil(t, ctx, "destination rolled out with tag "+upgradeTag, func() error {
 			pods := controlPlanePods(t, ctx, kube)
 			dst := pods["destination"]
@@ -177,7 +189,7 @@ func TestMesh(t *testing.T) {
 			}
 			return nil
 		})
-		t.Logf("destination replaced and Ready %s after helm upgrade", time.Since(start).Round(100*time.Millisecond))
+		t.Logf("destination rebuilt, loaded, upgraded alone and Ready %s after the README's lines started", time.Since(start).Round(100*time.Millisecond))
 		after := controlPlanePods(t, ctx, kube)
 		for _, comp := range []string{"identity", "proxy-injector"} {
 			if !slices.Equal(uids(podsBefore[comp]), uids(after[comp])) {
@@ -281,19 +293,48 @@ func TestMesh(t *testing.T) {
 }
 
 // buildImages builds every component's image for this machine's
-// architecture, destination's again under upgradeTag, and the demo app's.
+// architecture, and the demo app's.
 func buildImages(ctx context.Context, t *testing.T, c *cluster.Cluster, dir string) error {
 	platform := []string{"linux/" + runtime.GOARCH}
 	log := testLog{t}
 	if _, err := images.Build(ctx, images.Options{OutDir: filepath.Join(dir, "dev"), Platforms: platform, Revision: "e2e", Log: log}); err != nil {
 		return err
 	}
-	if _, err := images.Build(ctx, images.Options{OutDir: filepath.Join(dir, upgradeTag), Tag: upgradeTag, Platforms: platform,
-		Components: []string{"destination"}, Revision: "e2e", Log: log}); err != nil {
-		return err
-	}
 	_, err := demo.BuildImage(ctx, c, filepath.Join(dir, "demo"))
 	return err
+}
+
+// runREADMELines types the lines of README.md's block name into a shell
+// started in the checkout, after the KUBECONFIG export of the demo's next
+// steps (the state those lines expect); each must exit 0.
+func runREADMELines(t *testing.T, c *cluster.Cluster, root, name string) {
+	t.Helper()
+	lines, err := readmeLines(root, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(readmeImageDir); errors.Is(err, fs.ErrNotExist) {
+		t.Cleanup(func() { os.RemoveAll(readmeImageDir) })
+	}
+	export := ""
+	for _, s := range demo.NextSteps(root, c.KubeconfigPath(), filepath.Join(c.BinDir, "kubectl"), demoNS) {
+		if strings.HasPrefix(s.Command, "export KUBECONFIG=") {
+			export = s.Command
+		}
+	}
+	sh, err := startUserShell(context.Background(), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sh.close()
+	for _, line := range append([]string{export}, lines...) {
+		start := time.Now()
+		out, status, err := sh.run(line, stepTimeout)
+		t.Logf("$ %s   (exit %d, %s)\n%s", line, status, time.Since(start).Round(100*time.Millisecond), out)
+		if err != nil || status != 0 {
+			t.Fatalf("%s: exit status %d, %v", line, status, err)
+		}
+	}
 }
 
 // helmRunner runs the pinned helm binary in the user's folder against the

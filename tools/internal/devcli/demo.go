@@ -61,7 +61,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	setup, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	c, kube, err := demoSetUp(setup, stdout, step, *ns, *rate)
+	c, kube, root, err := demoSetUp(setup, stdout, step, *ns, *rate)
 	if err != nil {
 		return err
 	}
@@ -80,56 +80,45 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 	}
-	fmt.Fprintf(stdout, `
-The mesh and the demo keep running. Next:
-
-  export KUBECONFIG=%s
-  cd tools
-  go run ./cmd/linkerd stat deploy -n %s          # success rate, RPS, latency per Deployment
-  go run ./cmd/linkerd check --proxy                # the control plane and the proxies
-  go run ./cmd/linkerd diagnostics proxy-metrics deploy/frontend -n %s
-  go run ./cmd/linkerd identity deploy/backend -n %s
-  %s get pods -n %s -o wide   # each pod: its app, linkerd-init and linkerd-proxy (a native sidecar)
-  make cluster-down                                 # stop it all and leave the machine as it was
-`, c.KubeconfigPath(), *ns, *ns, *ns, filepath.Join(c.BinDir, "kubectl"), *ns)
-	return nil
+	fmt.Fprintf(stdout, "\nThe mesh and the demo keep running. Next, in a shell, one after another:\n\n")
+	return demo.WriteSteps(stdout, demo.NextSteps(root, c.KubeconfigPath(), filepath.Join(c.BinDir, "kubectl"), *ns))
 }
 
-// demoSetUp does steps 1–5 but the stats, and returns the cluster and a
-// client of it.
-func demoSetUp(ctx context.Context, stdout io.Writer, step func(string, ...any), ns string, rate float64) (*cluster.Cluster, kubernetes.Interface, error) {
+// demoSetUp does steps 1–5 but the stats, and returns the cluster, a
+// client of it and the checkout's root.
+func demoSetUp(ctx context.Context, stdout io.Writer, step func(string, ...any), ns string, rate float64) (*cluster.Cluster, kubernetes.Interface, string, error) {
 	c, err := cluster.New(prefixed{w: stdout})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	cache, err := kubebins.CacheRoot()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	work := filepath.Join(cache, "demo")
 	wd, err := os.Getwd()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	root, err := images.FindRoot(wd)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 
 	step("bringing the dev cluster up (idempotent; logs in %s)", c.LogDir())
 	if err := c.Up(ctx); err != nil {
-		return nil, nil, fmt.Errorf("cluster up: %w", err)
+		return nil, nil, "", fmt.Errorf("cluster up: %w", err)
 	}
 	kube, err := c.Client()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 
 	step("building the images (%s, linux/%s) and the demo app's", strings.Join(images.Components, ", "), runtime.GOARCH)
 	imageDir := filepath.Join(work, "images")
 	res, err := images.Build(ctx, images.Options{Root: root, OutDir: imageDir, Platforms: []string{"linux/" + runtime.GOARCH}, Revision: "demo", Log: io.Discard})
 	if err != nil {
-		return nil, nil, fmt.Errorf("building the images: %w", err)
+		return nil, nil, "", fmt.Errorf("building the images: %w", err)
 	}
 	tarballs := make([]string, 0, len(res.Images)+1)
 	for _, img := range res.Images {
@@ -137,20 +126,20 @@ func demoSetUp(ctx context.Context, stdout io.Writer, step func(string, ...any),
 	}
 	demoTar, err := demo.BuildImage(ctx, c, imageDir)
 	if err != nil {
-		return nil, nil, fmt.Errorf("building the demo app's image: %w", err)
+		return nil, nil, "", fmt.Errorf("building the demo app's image: %w", err)
 	}
 	tarballs = append(tarballs, demoTar)
 	step("loading %d images into the node", len(tarballs))
 	for _, t := range tarballs {
 		if err := c.LoadImage(ctx, t); err != nil {
-			return nil, nil, err
+			return nil, nil, "", err
 		}
 	}
 
 	pkiDir := filepath.Join(work, "pki")
 	generated, err := demo.EnsurePKI(pkiDir, time.Now(), 60*24*time.Hour)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	if generated {
 		step("generated a trust anchor and an issuer in %s", pkiDir)
@@ -160,31 +149,31 @@ func demoSetUp(ctx context.Context, stdout io.Writer, step func(string, ...any),
 	helm := demo.Helm{Bin: filepath.Join(c.BinDir, "helm"), Kubeconfig: c.KubeconfigPath(), Dir: pkiDir, Home: filepath.Join(work, "helm")}
 	step("installing the mesh (helm upgrade --install linkerd-crds, linkerd-control-plane)")
 	if err := demo.InstallMesh(ctx, helm, root, prefixed{w: stdout}); err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	step("waiting for the control plane to be Ready")
 	if err := demo.Poll(ctx, 5*time.Minute, time.Second, func(ctx context.Context) error {
 		return demo.DeploymentsReady(ctx, kube, demo.ControlPlaneNamespace, check.Deployments...)
 	}); err != nil {
-		return nil, nil, fmt.Errorf("control plane: %w", err)
+		return nil, nil, "", fmt.Errorf("control plane: %w", err)
 	}
 
 	step("deploying the demo app in namespace %s (annotated linkerd.io/inject: enabled)", ns)
 	if err := demo.Apply(ctx, kube, demo.Objects(demo.Options{Namespace: ns, Rate: rate})...); err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	// Pods made while the injector was not there have no proxy: replace
 	// them (their Deployments make new ones, which the injector meshes).
 	for _, d := range demo.Deployments {
 		pods, err := demo.Pods(ctx, kube, ns, d)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, "", err
 		}
 		for _, p := range pods {
 			if !stat.HasProxy(&p) {
 				step("pod %s has no proxy (made before the mesh was installed): replacing it", p.Name)
 				if err := kube.CoreV1().Pods(ns).Delete(ctx, p.Name, metav1.DeleteOptions{}); err != nil {
-					return nil, nil, err
+					return nil, nil, "", err
 				}
 			}
 		}
@@ -193,27 +182,27 @@ func demoSetUp(ctx context.Context, stdout io.Writer, step func(string, ...any),
 	if err := demo.Poll(ctx, 5*time.Minute, time.Second, func(ctx context.Context) error {
 		return demo.DeploymentsReady(ctx, kube, ns, demo.Deployments...)
 	}); err != nil {
-		return nil, nil, fmt.Errorf("demo app: %w", err)
+		return nil, nil, "", fmt.Errorf("demo app: %w", err)
 	}
 
 	step("linkerd check")
 	rc, err := clientcmd.BuildConfigFromFlags("", c.KubeconfigPath())
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	report, err := check.Run(ctx, check.Config{RESTConfig: rc, Proxy: true, ProxyNamespace: ns, InjectionProbe: true, InjectionProbeNamespace: ns})
 	if err != nil {
-		return nil, nil, fmt.Errorf("linkerd check: %w", err)
+		return nil, nil, "", fmt.Errorf("linkerd check: %w", err)
 	}
 	if failed := report.Failed(); len(failed) > 0 {
 		var msgs []error
 		for _, f := range failed {
 			msgs = append(msgs, fmt.Errorf("× %s: %s", f.Description, f.Error))
 		}
-		return nil, nil, fmt.Errorf("linkerd check failed:\n%w", errors.Join(msgs...))
+		return nil, nil, "", fmt.Errorf("linkerd check failed:\n%w", errors.Join(msgs...))
 	}
 	step("linkerd check: all %d checks passed", len(report.Results))
-	return c, kube, nil
+	return c, kube, root, nil
 }
 
 // prefixed indents the lines of the cluster's and helm's progress under the
