@@ -19,6 +19,7 @@ import (
 	"github.com/linkerd-go/linkerd-go/proxy/internal/config"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/discovery"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/forward"
+	"github.com/linkerd-go/linkerd-go/proxy/internal/h2guard"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/identity"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/inbound"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/meshtls"
@@ -78,11 +79,13 @@ func Run(ctx context.Context, cfg *config.Config, log logr.Logger) error {
 	in := inbound.New(inbound.Config{
 		DetectTimeout: cfg.DetectTimeout, ConnectTimeout: cfg.InboundConnectTimeout, OpaquePorts: cfg.OpaquePorts,
 		Limits: inLimits, Self: self,
+		HTTP2: h2guard.Limits{RapidResets: h2guard.PerSecond(cfg.Inbound.HTTP2MaxRapidResetsPerSecond)},
 	}, store, m, log.WithName("inbound"))
 	out := outbound.New(outbound.Config{
 		DetectTimeout: cfg.DetectTimeout, ConnectTimeout: cfg.OutboundConnectTimeout,
 		DiscoveryTimeout: 3 * time.Second, IdleTimeout: time.Minute, OpaquePorts: cfg.OpaquePorts,
 		Limits: outLimits, Self: self,
+		HTTP2: h2guard.Limits{RapidResets: h2guard.PerSecond(cfg.Outbound.HTTP2MaxRapidResetsPerSecond)},
 	}, store, func(target string) outbound.Watch { return disc.Endpoints(target) }, m, log.WithName("outbound"))
 
 	adminCfg := admin.Config{Ready: store.HasCertificate}

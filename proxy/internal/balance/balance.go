@@ -36,8 +36,8 @@ type Endpoint[T any] struct {
 
 	// failures counts consecutive failed connects; ejection is its state
 	// out of the set (see eject.go).
-	failures  atomic.Int32
-	ejection  ejection
+	failures atomic.Int32
+	ejection ejection
 }
 
 // cost is the endpoint's expected latency times its queue, divided by its

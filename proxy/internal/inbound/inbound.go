@@ -23,6 +23,7 @@ import (
 	"github.com/linkerd-go/linkerd-go/api/mesh"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/detect"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/forward"
+	"github.com/linkerd-go/linkerd-go/proxy/internal/h2guard"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/meshtls"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/metrics"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/origdst"
@@ -45,6 +46,9 @@ type Config struct {
 	// Self holds the proxy's own listeners: a connection is never
 	// forwarded to one of them (nil: no check).
 	Self *selfaddr.Set
+	// HTTP2 bounds what one HTTP/2 client connection may flood; zero
+	// fields take h2guard's defaults.
+	HTTP2 h2guard.Limits
 }
 
 // Proxy is the inbound side.
@@ -89,6 +93,7 @@ func New(cfg Config, store *meshtls.Store, m *metrics.Metrics, log logr.Logger) 
 	p.toApp2 = forward.NewReverseProxy(t2, p.rewrite)
 	p.limiter = forward.NewLimiter(cfg.Limits.WithDefaults(), m.Load("inbound"), log)
 	p.http = forward.NewHTTPServer(http.HandlerFunc(p.serveHTTP), forward.DefaultLimits, p.limiter, log)
+	p.http.GuardHTTP2(cfg.HTTP2, m.HTTP2Floods("inbound"))
 	return p
 }
 

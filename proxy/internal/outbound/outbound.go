@@ -29,6 +29,7 @@ import (
 	"github.com/linkerd-go/linkerd-go/proxy/internal/detect"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/discovery"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/forward"
+	"github.com/linkerd-go/linkerd-go/proxy/internal/h2guard"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/meshtls"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/metrics"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/origdst"
@@ -64,6 +65,9 @@ type Config struct {
 	// Self holds the proxy's own listeners: a connection is never
 	// forwarded to one of them (nil: no check).
 	Self *selfaddr.Set
+	// HTTP2 bounds what one HTTP/2 client connection may flood; zero
+	// fields take h2guard's defaults.
+	HTTP2 h2guard.Limits
 }
 
 // Proxy is the outbound side.
@@ -112,6 +116,7 @@ func New(cfg Config, store *meshtls.Store, resolve Resolver, m *metrics.Metrics,
 	}
 	p.limiter = forward.NewLimiter(cfg.Limits.WithDefaults(), m.Load("outbound"), log)
 	p.http = forward.NewHTTPServer(http.HandlerFunc(p.serveHTTP), forward.DefaultLimits, p.limiter, log)
+	p.http.GuardHTTP2(cfg.HTTP2, m.HTTP2Floods("outbound"))
 	return p
 }
 
@@ -469,12 +474,16 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		rt.transport = p.plainTransport(r)
 	}
 	rec := forward.NewRecorder(w)
+	// Deferred: the reverse proxy aborts the handler (a panic) when a
+	// response is cut short, and the response must still be counted.
+	defer func() {
+		rec.Done(rt.handles())
+		if rt.done != nil {
+			// The balancer learns the latency to the response's headers.
+			rt.done(rec.HeaderLatency())
+		}
+	}()
 	p.rp.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), routeKey{}, rt)))
-	rec.Done(rt.handles())
-	if rt.done != nil {
-		// The balancer learns the latency to the response's headers.
-		rt.done(rec.HeaderLatency())
-	}
 }
 
 func (p *Proxy) plainTransport(r *http.Request) http.RoundTripper {
