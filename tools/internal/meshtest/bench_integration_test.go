@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/linkerd-go/linkerd-go/api/mesh"
 	"github.com/linkerd-go/linkerd-go/tools/internal/meshlab"
 	"github.com/linkerd-go/linkerd-go/tools/testkit/childproc"
 )
@@ -54,6 +55,19 @@ func BenchmarkMesh(b *testing.B) {
 			b.Fatalf("pid %d of %s is %q (%v), not the proxy", p.Cmd.Process.Pid, p.Name, comm, err)
 		}
 	}
+	admins := []string{
+		fmt.Sprintf("http://%s:%d/metrics", m.Net.IP(meshlab.ClientHost), mesh.AdminPort),
+		fmt.Sprintf("http://%s:%d/metrics", m.Net.IP(meshlab.WebHosts[0]), mesh.AdminPort),
+	}
+	allocated := func(i int) float64 {
+		s, err := scrape(admins[i])
+		if err != nil {
+			b.Fatal(err)
+		}
+		v, _ := sum(s, "go_memstats_alloc_bytes_total", nil)
+		return v
+	}
+	allocs := make([]float64, len(proxies)) // bytes allocated during the mesh runs
 	lat := map[string][]time.Duration{}
 	sent := map[string]int{}
 	failed := map[string]int{}
@@ -63,12 +77,14 @@ func BenchmarkMesh(b *testing.B) {
 		round := []string{}
 		for _, c := range configs {
 			before := make([]meshlab.Usage, len(proxies))
+			allocBefore := make([]float64, len(proxies))
 			for i, p := range proxies {
 				u, err := meshlab.ReadUsage(p.Cmd.Process.Pid)
 				if err != nil {
 					b.Fatal(err)
 				}
 				before[i] = u
+				allocBefore[i] = allocated(i)
 			}
 			var res loadResult
 			runApp(b, m.ClientNS, c.asProxyUID, []string{helperEnv + "=load", urlEnv + "=" + c.url, rateArg}, &res)
@@ -79,6 +95,7 @@ func BenchmarkMesh(b *testing.B) {
 						b.Fatal(err)
 					}
 					cpu[i] += u.CPU - before[i].CPU
+					allocs[i] += allocated(i) - allocBefore[i]
 				}
 			}
 			lat[c.name] = append(lat[c.name], res.Latencies...)
@@ -110,18 +127,20 @@ func BenchmarkMesh(b *testing.B) {
 		ms(q["mesh"][0]-q["direct"][0]), ms(q["mesh"][1]-q["direct"][1]), ms(q["mesh"][2]-q["direct"][2]), ms(q["mesh"][3]-q["direct"][3]))
 	tw.Flush()
 	tw = tabwriter.NewWriter(&out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "proxy\tCPU during mesh runs\tCPU per 10k requests\tRSS now\tpeak RSS (VmHWM)\t")
+	fmt.Fprintln(tw, "proxy\tCPU during mesh runs\tCPU per 10k requests\tallocated per request\tRSS now\tpeak RSS (VmHWM)\t")
 	for i, p := range proxies {
 		u, err := meshlab.ReadUsage(p.Cmd.Process.Pid)
 		if err != nil {
 			b.Fatal(err)
 		}
-		per10k := time.Duration(0)
+		per10k, perReq := time.Duration(0), 0.0
 		if n := sent["mesh"]; n > 0 {
 			per10k = cpu[i] * 10000 / time.Duration(n)
+			perReq = allocs[i] / float64(n)
 		}
-		fmt.Fprintf(tw, "%s\t%.2fs\t%.3fs\t%.1f MiB\t%.1f MiB\t\n", p.Name, cpu[i].Seconds(), per10k.Seconds(),
-			float64(u.RSSKB)/1024, float64(u.HWMKB)/1024)
+		fmt.Fprintf(tw, "%s\t%.2fs\t%.3fs\t%.1f KiB\t%.1f MiB\t%.1f MiB\t\n", p.Name, cpu[i].Seconds(), per10k.Seconds(),
+			perReq/1024, float64(u.RSSKB)/1024, float64(u.HWMKB)/1024)
+		b.ReportMetric(perReq, p.Name+"-B/req")
 		b.ReportMetric(float64(u.HWMKB)/1024, p.Name+"-peak-RSS-MiB")
 		b.ReportMetric(per10k.Seconds(), p.Name+"-CPU-s/10k-req")
 	}
