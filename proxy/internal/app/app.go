@@ -22,6 +22,7 @@ import (
 	"github.com/linkerd-go/linkerd-go/proxy/internal/h2guard"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/identity"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/inbound"
+	"github.com/linkerd-go/linkerd-go/proxy/internal/memtrim"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/meshtls"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/metrics"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/outbound"
@@ -96,6 +97,8 @@ func Run(ctx context.Context, cfg *config.Config, log logr.Logger) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return idClient.Run(gctx) })
+	trim := &memtrim.Trimmer{Sides: []memtrim.Counts{in.Connections, out.Connections}, Log: log.WithName("memtrim")}
+	g.Go(func() error { trim.Run(gctx); return nil })
 	g.Go(func() error { return admin.Serve(gctx, adminLn, admin.Handler(m.Registry, adminCfg)) })
 	g.Go(func() error { return in.Serve(gctx, inLn, cfg.ShutdownGrace) })
 	for _, ln := range outLns {

@@ -119,6 +119,13 @@ func NewLimiter(l Limits, load *metrics.Load, log logr.Logger) *Limiter {
 	return lim
 }
 
+// Connections returns the accepted connections open now and the most that
+// were open at once since the last call.
+func (l *Limiter) Connections() (open, peak int) {
+	n := l.conns.n.Load()
+	return int(n), int(max(l.conns.peak.Swap(n), n))
+}
+
 // RefuseLoop counts and logs a connection refused because its target is
 // one of the proxy's own listeners. Such a connection is a client's doing
 // (sent to the proxy's port on purpose) or a misconfigured redirection,
@@ -144,6 +151,7 @@ func (l *Limiter) Limits() Limits { return l.limits }
 // bound is one limit: what is held now, its gauge, and the refusals.
 type bound struct {
 	n        atomic.Int64
+	peak     atomic.Int64 // highest n since TakePeak
 	max      int
 	open     prometheus.Gauge   // nil: no metrics
 	shed     prometheus.Counter // nil: no metrics
@@ -165,6 +173,8 @@ func (b *bound) enter(log logr.Logger) bool {
 	}
 	if b.open != nil {
 		b.open.Inc()
+	}
+	for p := b.peak.Load(); n > p && !b.peak.CompareAndSwap(p, n); p = b.peak.Load() {
 	}
 	return true
 }

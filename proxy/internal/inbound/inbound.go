@@ -97,6 +97,10 @@ func New(cfg Config, store *meshtls.Store, m *metrics.Metrics, log logr.Logger) 
 	return p
 }
 
+// Connections returns the side's accepted connections open now and the
+// most open at once since the last call.
+func (p *Proxy) Connections() (open, peak int) { return p.limiter.Connections() }
+
 // Serve accepts on ln until ctx ends, then shuts down gracefully within
 // grace: HTTP requests in flight finish, opaque connections are closed at
 // the end of the grace period.

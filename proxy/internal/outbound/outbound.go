@@ -169,6 +169,10 @@ func (p *Proxy) dialMeshTLS(ctx context.Context, addr, identity, serverName, alp
 	return tc, nil
 }
 
+// Connections returns the side's accepted connections open now and the
+// most open at once since the last call.
+func (p *Proxy) Connections() (open, peak int) { return p.limiter.Connections() }
+
 // Serve accepts on ln until ctx ends, then shuts down within grace.
 func (p *Proxy) Serve(ctx context.Context, ln net.Listener, grace time.Duration) error {
 	janitorCtx, stopJanitor := context.WithCancel(ctx)
