@@ -26,6 +26,15 @@ const (
 	// ("web.emojivoto.svc.cluster.local:80") to route the request to instead of
 	// its Host.
 	DstOverrideHeader = "l5d-dst-override"
+
+	// NotSentHeader is set by the inbound proxy, on the answer to a request
+	// from another proxy, when the request reached no application: the
+	// connection to it failed (its container has exited while the pod
+	// terminates, say). The client's proxy may then send the request to
+	// another endpoint, and removes the header either way. The inbound
+	// proxy removes it from the application's own responses, so only a
+	// proxy can set it.
+	NotSentHeader = "l5d-proxy-not-sent"
 )
 
 // HeaderPrefix starts the name of every header the mesh owns.

@@ -1,7 +1,8 @@
 // Package h1test drives the proxy with raw HTTP/1 bytes in tests: an
 // application that records what each request brought it, exchanges of raw
 // bytes on a connection, and checks of the proxy's answers to malformed
-// requests.
+// requests; and an address that refuses connections, for the application
+// that is gone.
 package h1test
 
 import (
@@ -216,4 +217,17 @@ func CheckClientErrors(t *testing.T, m *metrics.Metrics, direction string, n int
 	if got := m.Sample("response_total", map[string]string{"direction": direction, "classification": "failure"}); got != 0 {
 		t.Errorf("response_total{direction=%s,classification=failure} = %v, want 0", direction, got)
 	}
+}
+
+// DeadAddr is a loopback address nothing listens on: connects to it are
+// refused.
+func DeadAddr(t testing.TB) netip.AddrPort {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := netip.MustParseAddrPort(ln.Addr().String())
+	ln.Close()
+	return a
 }

@@ -91,6 +91,21 @@ func New(cfg Config, store *meshtls.Store, m *metrics.Metrics, log logr.Logger) 
 	}
 	p.toApp1 = forward.NewReverseProxy(t1, p.rewrite)
 	p.toApp2 = forward.NewReverseProxy(t2, p.rewrite)
+	for _, rp := range []*httputil.ReverseProxy{p.toApp1, p.toApp2} {
+		answer := rp.ErrorHandler
+		rp.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
+			if meta := forward.Meta(r.Context()); meta != nil && meta.PeerID != "" && forward.IsConnectError(err) {
+				// Nothing reached the application: the client's proxy
+				// may send the request to another endpoint.
+				w.Header().Set(mesh.NotSentHeader, "true")
+			}
+			answer(w, r, err)
+		}
+		rp.ModifyResponse = func(resp *http.Response) error {
+			resp.Header.Del(mesh.NotSentHeader)
+			return nil
+		}
+	}
 	p.limiter = forward.NewLimiter(cfg.Limits.WithDefaults(), m.Load("inbound"), log)
 	p.http = forward.NewHTTPServer(http.HandlerFunc(p.serveHTTP), forward.DefaultLimits, p.limiter, log)
 	p.http.GuardHTTP2(cfg.HTTP2, m.HTTP2Floods("inbound"))

@@ -19,6 +19,7 @@ import (
 
 	transportv1 "github.com/linkerd-go/linkerd-go/api/linkerd/transport/v1"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/forward"
+	"github.com/linkerd-go/linkerd-go/proxy/internal/h1test"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/metrics"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/origdst"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/selfaddr"
@@ -43,6 +44,7 @@ type fixture struct {
 	direct atomic.Bool
 	toEcho atomic.Bool
 	toSelf atomic.Bool // the original destination is the proxy's own listener
+	toDead atomic.Bool // the original destination refuses connections
 	m      *metrics.Metrics
 }
 
@@ -58,6 +60,9 @@ func newFixture(t testing.TB, limits ...forward.Limits) *fixture {
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true)
 	app := &http.Server{Protocols: &protocols, ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/claims-not-sent" {
+			w.Header().Set("l5d-proxy-not-sent", "true")
+		}
 		w.Header().Set("Trailer", "X-Done")
 		fmt.Fprintf(w, "proto=%s client-id=%s host=%s", r.Proto, r.Header.Get("l5d-client-id"), r.Host)
 		w.Header().Set("X-Done", "yes")
@@ -93,6 +98,7 @@ func newFixture(t testing.TB, limits ...forward.Limits) *fixture {
 	}
 	f.proxy = ln.Addr().String()
 	self := netip.MustParseAddrPort(f.proxy)
+	dead := h1test.DeadAddr(t)
 	p := New(Config{
 		DetectTimeout:  time.Second,
 		ConnectTimeout: time.Second,
@@ -104,6 +110,9 @@ func newFixture(t testing.TB, limits ...forward.Limits) *fixture {
 			}
 			if f.toSelf.Load() {
 				return self, nil
+			}
+			if f.toDead.Load() {
+				return dead, nil
 			}
 			if f.toEcho.Load() {
 				return f.echo, nil
@@ -287,5 +296,34 @@ func TestAmbiguousFramingRefused(t *testing.T) {
 		if !strings.HasPrefix(string(all), "HTTP/1.1 400 ") || strings.Count(string(all), "HTTP/1.1 ") != 1 {
 			t.Errorf("%s: got %q", name, all)
 		}
+	}
+}
+
+// When the application cannot be reached (its container has exited while
+// the pod terminates), a peer proxy is told that the request reached no
+// application, so that it can send it to another endpoint; a client
+// outside the mesh just gets the 502. The application cannot claim it.
+func TestUnreachableApplicationMarkedNotSent(t *testing.T) {
+	f := newFixture(t)
+	mesh := f.meshClient(t, "h2")
+	plain := &http.Client{Transport: &http.Transport{}}
+	defer plain.CloseIdleConnections()
+
+	body, resp := get(t, mesh, "https://"+f.proxy+"/claims-not-sent", nil)
+	if resp.StatusCode != 200 || resp.Header.Get("l5d-proxy-not-sent") != "" {
+		t.Errorf("the application's own l5d-proxy-not-sent reached the peer: %d %v %q", resp.StatusCode, resp.Header, body)
+	}
+
+	f.toDead.Store(true) // read per connection: new clients from here
+	mesh = f.meshClient(t, "h2")
+	plain = &http.Client{Transport: &http.Transport{}}
+	defer plain.CloseIdleConnections()
+	body, resp = get(t, mesh, "https://"+f.proxy+"/", nil)
+	if resp.StatusCode != http.StatusBadGateway || resp.Header.Get("l5d-proxy-not-sent") != "true" || resp.Header.Get("l5d-proxy-error") != "connect failed" {
+		t.Errorf("peer proxy: %d %v %q, want 502 marked not sent", resp.StatusCode, resp.Header, body)
+	}
+	body, resp = get(t, plain, "http://"+f.proxy+"/", nil)
+	if resp.StatusCode != http.StatusBadGateway || resp.Header.Get("l5d-proxy-not-sent") != "" {
+		t.Errorf("plain client: %d %v %q, want 502 without l5d-proxy-not-sent", resp.StatusCode, resp.Header, body)
 	}
 }

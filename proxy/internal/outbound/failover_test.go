@@ -8,28 +8,21 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/linkerd-go/linkerd-go/proxy/internal/discovery"
+	"github.com/linkerd-go/linkerd-go/proxy/internal/h1test"
 )
 
-// deadAddr is an address nothing listens on: connects are refused.
-func deadAddr(t *testing.T) netip.AddrPort {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := netip.MustParseAddrPort(ln.Addr().String())
-	ln.Close()
-	return a
-}
-
-// echoApp answers each request with its method and body.
+// echoApp answers each request (HTTP/1 or h2c) with its method and body.
 func echoApp(t *testing.T, name string, ln net.Listener) netip.AddrPort {
 	t.Helper()
-	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
+	srv := &http.Server{Protocols: &protocols, ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		fmt.Fprintf(w, "app=%s %s %s", name, r.Method, b)
 	})}
@@ -44,7 +37,7 @@ func echoApp(t *testing.T, name string, ln net.Listener) netip.AddrPort {
 // the endpoint accepts connects again, a probe brings it back.
 func TestConnectFailureGoesToAnotherEndpoint(t *testing.T) {
 	f := newFixture(t, discovery.Snapshot{})
-	dead := deadAddr(t)
+	dead := h1test.DeadAddr(t)
 	for _, meshed := range []bool{false, true} {
 		live := startApp(t, "live")
 		ep := discovery.Endpoint{Addr: live, Weight: 1}
@@ -118,7 +111,7 @@ func TestOpaqueConnectFailureGoesToAnotherEndpoint(t *testing.T) {
 		}
 	}()
 	live := netip.MustParseAddrPort(echoLn.Addr().String())
-	f.watch.set(discovery.Snapshot{State: discovery.Endpoints, Endpoints: []discovery.Endpoint{{Addr: deadAddr(t), Weight: 1}, {Addr: live, Weight: 1}}})
+	f.watch.set(discovery.Snapshot{State: discovery.Endpoints, Endpoints: []discovery.Endpoint{{Addr: h1test.DeadAddr(t), Weight: 1}, {Addr: live, Weight: 1}}})
 	for i := range 20 {
 		c, err := net.Dial("tcp", f.proxy.String())
 		if err != nil {
@@ -129,6 +122,87 @@ func TestOpaqueConnectFailureGoesToAnotherEndpoint(t *testing.T) {
 		c.Close()
 		if err != nil || line != fmt.Sprintf("\x00opaque %d\n", i) {
 			t.Fatalf("connection %d: %q, %v", i, line, err)
+		}
+	}
+}
+
+// A meshed endpoint whose application is gone (its container exited while
+// the pod terminates, and discovery has not said so yet) answers that the
+// request reached no application: it goes to another endpoint, body and
+// all, and no client sees the failure or the marker.
+func TestUnreachableApplicationGoesToAnotherEndpoint(t *testing.T) {
+	f := newFixture(t, discovery.Snapshot{})
+	liveLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := discovery.Endpoint{Addr: startInbound(t, f.ca, serverID, echoApp(t, "live", liveLn)), Weight: 1, Identity: serverID, HTTP2: true}
+	appGone := discovery.Endpoint{Addr: startInbound(t, f.ca, serverID, h1test.DeadAddr(t)), Weight: 1, Identity: serverID, HTTP2: true}
+	f.watch.set(discovery.Snapshot{State: discovery.Endpoints, Endpoints: []discovery.Endpoint{appGone, live}})
+	clients := map[string]*http.Client{"http1": h1Client(t), "h2c": h2cClient(t)}
+	for name, client := range clients {
+		for i := range 30 {
+			want := "app=live GET "
+			var resp *http.Response
+			var err error
+			if i%2 == 0 {
+				resp, err = client.Get("http://" + f.proxy.String() + "/")
+			} else {
+				payload := fmt.Sprintf("payload %d", i)
+				want = "app=live POST " + payload
+				resp, err = client.Post("http://"+f.proxy.String()+"/", "text/plain", strings.NewReader(payload))
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || string(b) != want {
+				t.Fatalf("%s request %d: %d %q, want 200 %q", name, i, resp.StatusCode, b, want)
+			}
+			if v := resp.Header.Get("l5d-proxy-not-sent"); v != "" {
+				t.Fatalf("%s request %d: l5d-proxy-not-sent %q reached the client", name, i, v)
+			}
+		}
+	}
+	if got := f.m.Sample("response_total", map[string]string{"direction": "outbound", "classification": "failure"}); got != 0 {
+		t.Errorf("response_total{classification=failure} = %v, want 0", got)
+	}
+}
+
+// Only a meshed endpoint's proxy can say a request was not sent: an
+// application that claims it (behind its proxy, or unmeshed) gets its
+// answer passed on, once, without the marker.
+func TestNotSentClaimedByAnApplicationIsIgnored(t *testing.T) {
+	for _, meshed := range []bool{false, true} {
+		f := newFixture(t, discovery.Snapshot{})
+		var hits atomic.Int32
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			hits.Add(1)
+			w.Header().Set("l5d-proxy-not-sent", "true")
+			w.WriteHeader(http.StatusServiceUnavailable)
+		})}
+		go srv.Serve(ln)
+		t.Cleanup(func() { srv.Close() })
+		ep := discovery.Endpoint{Addr: netip.MustParseAddrPort(ln.Addr().String()), Weight: 1}
+		if meshed {
+			ep = discovery.Endpoint{Addr: startInbound(t, f.ca, serverID, ep.Addr), Weight: 1, Identity: serverID, HTTP2: true}
+		}
+		f.watch.set(discovery.Snapshot{State: discovery.Endpoints, Endpoints: []discovery.Endpoint{ep}})
+		resp, err := h1Client(t).Post("http://"+f.proxy.String()+"/", "text/plain", strings.NewReader("once"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("l5d-proxy-not-sent") != "" {
+			t.Errorf("meshed=%v: %d %v, want the application's 503 without the marker", meshed, resp.StatusCode, resp.Header)
+		}
+		if n := hits.Load(); n != 1 {
+			t.Errorf("meshed=%v: the application got the request %d times, want 1", meshed, n)
 		}
 	}
 }

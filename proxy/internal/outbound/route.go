@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"sync/atomic"
 	"time"
 
 	"github.com/linkerd-go/linkerd-go/api/mesh"
@@ -82,43 +81,65 @@ func rewrite(pr *httputil.ProxyRequest) {
 }
 
 // routeTransport sends a request with the transport its route chose, and
-// sends it to another endpoint when connecting fails (up to
-// maxConnectAttempts endpoints, and only while nothing of the body was
-// read), ejecting the one that failed from the balancer.
+// sends it to another endpoint (up to maxConnectAttempts endpoints) when
+// the first did not get it: connecting failed, or a meshed endpoint's
+// proxy answered that its application could not be reached
+// (mesh.NotSentHeader). The endpoint that failed leaves the balancer until
+// a probe reaches it. The body is replayed from what was kept of it; a
+// request whose body outgrew replayLimit is not sent again.
 type routeTransport struct{}
 
 func (routeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	rt := req.Context().Value(routeKey{}).(*route)
-	var body *unreadBody
+	var body *replayBody
 	if req.Body != nil && req.Body != http.NoBody {
-		body = &unreadBody{ReadCloser: req.Body}
+		body = newReplayBody(req.Body)
 		out := *req
-		out.Body = body
+		out.Body = body.first()
 		req = &out
 	}
 	for attempt := 1; ; attempt++ {
 		resp, err := rt.transport.RoundTrip(req)
-		if err == nil || rt.ep == nil || !forward.IsConnectError(err) || body.started() || attempt >= maxConnectAttempts {
+		notSent := err == nil && rt.ep != nil && rt.ep.Value.Identity != "" && resp.Header.Get(mesh.NotSentHeader) != ""
+		if err == nil {
+			resp.Header.Del(mesh.NotSentHeader)
+		}
+		if rt.ep == nil || attempt >= maxConnectAttempts || !(notSent || (err != nil && forward.IsConnectError(err))) {
 			rt.handles()
 			return resp, err
 		}
-		rt.p.log.V(1).Info("connect failed; trying another endpoint", "target", rt.labels.TargetAddr, "err", err)
+		next, ok := body.again()
+		if !ok {
+			rt.handles()
+			return resp, err
+		}
 		rt.d.bal.ConnectFailed(rt.ep)
 		rt.done(0)
 		ep, done, ok := rt.d.bal.Pick()
 		if !ok {
+			// Discovery emptied the set meanwhile: the first answer
+			// stands.
 			rt.handles()
-			return nil, err
+			return resp, err
+		}
+		if err == nil {
+			rt.p.log.V(1).Info("endpoint's application unreachable; trying another endpoint", "target", rt.labels.TargetAddr)
+			resp.Body.Close()
+		} else {
+			rt.p.log.V(1).Info("connect failed; trying another endpoint", "target", rt.labels.TargetAddr, "err", err)
 		}
 		rt.toEndpoint(ep, done)
-		req = rt.retarget(req)
+		req = rt.retarget(req, next)
 	}
 }
 
 // retarget returns the outgoing request addressed to the route's current
 // endpoint.
-func (rt *route) retarget(req *http.Request) *http.Request {
+func (rt *route) retarget(req *http.Request, body io.ReadCloser) *http.Request {
 	out := *req
+	if body != nil {
+		out.Body = body
+	}
 	u := *req.URL
 	u.Scheme, u.Host = rt.url.Scheme, rt.url.Host
 	out.URL = &u
@@ -130,28 +151,3 @@ func (rt *route) retarget(req *http.Request) *http.Request {
 	}
 	return &out
 }
-
-// unreadBody is a request body that says whether the transport began to
-// read it, and that is not closed before then: a transport closes the body
-// of a request it failed to send, and the next endpoint needs it whole.
-// (The server closes the application's body when the request ends.)
-type unreadBody struct {
-	io.ReadCloser
-	read atomic.Bool
-}
-
-func (b *unreadBody) Read(p []byte) (int, error) {
-	b.read.Store(true)
-	return b.ReadCloser.Read(p)
-}
-
-func (b *unreadBody) Close() error {
-	if !b.read.Load() {
-		return nil
-	}
-	return b.ReadCloser.Close()
-}
-
-// started reports whether any of the body was asked for; a nil body never
-// is.
-func (b *unreadBody) started() bool { return b != nil && b.read.Load() }
