@@ -23,7 +23,12 @@
 //     linkerd stat showing traffic at 100% success; linkerd check passing;
 //     the destination pod deleted with zero failed requests from the load
 //     generator and the frontend's proxy until well after its replacement
-//     is Ready; then the next steps `make demo` prints (demo.NextSteps, the
+//     is Ready; a control-plane outage: identity and destination scaled to
+//     zero, a backend pod deleted (its replacement created while identity
+//     is down) and the outage held for a minute, with zero failed requests,
+//     the replacement certified without a restart once identity is back
+//     and served by the frontend soon after destination is Ready; then the
+//     next steps `make demo` prints (demo.NextSteps, the
 //     list dev demo prints), typed as printed into one shell started in the
 //     checkout, in workspace mode as in a fresh clone (GOWORK and GOFLAGS
 //     unset): each exits 0 and shows the demo (linkerd stat at 100%, linkerd
