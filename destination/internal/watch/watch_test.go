@@ -2,6 +2,7 @@ package watch
 
 import (
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
@@ -324,9 +325,11 @@ func TestSlowStreamIsReset(t *testing.T) {
 	fast.expect(`remove 10.1.0.1:8080`)
 	e.remove("EndpointSlice", "emojivoto", "web-b")
 	fast.expect(`no_endpoints`)
+	// The fast stream may read its update before the same publish reaches
+	// the slow one: wait for the reset (bounded against a hang).
 	select {
 	case <-slow.sub.Reset():
-	default:
+	case <-time.After(10 * time.Second):
 		t.Fatal("the slow stream was not reset")
 	}
 	if got := testutil.ToFloat64(e.metrics.StreamResets.WithLabelValues("get")); got != 1 {

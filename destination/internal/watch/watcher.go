@@ -68,9 +68,11 @@ func (b *base[M]) publish(msgs []M) {
 				continue
 			default:
 			}
-			s.once.Do(func() { close(s.reset) })
-			delete(b.subs, s)
+			// Counted before the reset is signalled, so that whoever sees
+			// the reset sees it counted.
 			b.ix.metrics.StreamResets.WithLabelValues(b.rpc).Inc()
+			delete(b.subs, s)
+			s.once.Do(func() { close(s.reset) })
 			break
 		}
 	}
