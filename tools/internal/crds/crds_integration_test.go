@@ -830,6 +830,13 @@ func TestHelmInstall(t *testing.T) {
 	}
 
 	helm("upgrade", "linkerd-crds", chart, "-n", "linkerd", "--wait")
+	// An upgrade that touches a CRD makes the API server rebuild its storage.
+	// Deleting the CRD before that storage serves again can leave it
+	// Terminating for minutes: the API server's CRD finalizer fails to list
+	// the instances ("storage is (re)initializing") and may not retry until
+	// its informer resyncs. Users do not uninstall within a second of an
+	// upgrade; the test waits as they would for the resources to serve.
+	waitServing(ctx, t, dyn)
 	if out := helm("status", "linkerd-crds", "-n", "linkerd"); !strings.Contains(out, "REVISION: 2") || !strings.Contains(out, "STATUS: deployed") {
 		t.Errorf("after upgrade, helm status says:\n%s", out)
 	}
@@ -842,6 +849,35 @@ func TestHelmInstall(t *testing.T) {
 	for _, crd := range list.Items {
 		if _, ours := wantCRDs[crd.GetName()]; ours && crd.GetDeletionTimestamp() == nil {
 			t.Errorf("%s is still installed after helm uninstall", crd.GetName())
+		}
+	}
+}
+
+// waitServing waits until every custom resource of the chart answers a full
+// list from the API server's watch cache. Such a list is refused with 429
+// while the cache is rebuilt after a CRD change; any other error fails.
+func waitServing(ctx context.Context, t *testing.T, dyn dynamic.Interface) {
+	t.Helper()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	refused := 0
+	defer func() { t.Logf("custom resources serve again after %d refused lists", refused) }()
+	for name, w := range wantCRDs {
+		gvr := schema.GroupVersionResource{Group: w.group, Version: w.storage, Resource: w.plural}
+		for {
+			_, err := dyn.Resource(gvr).List(ctx, metav1.ListOptions{})
+			if err == nil {
+				break
+			}
+			if !apierrors.IsTooManyRequests(err) && !apierrors.IsServiceUnavailable(err) {
+				t.Fatalf("list %s: %v", name, err)
+			}
+			refused++
+			select {
+			case <-ctx.Done():
+				t.Fatalf("%s does not serve its resources: %v (last: %v)", name, ctx.Err(), err)
+			case <-tick.C:
+			}
 		}
 	}
 }
