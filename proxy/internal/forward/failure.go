@@ -40,6 +40,15 @@ var (
 	FailDeadline = Failure{http.StatusGatewayTimeout, codes.DeadlineExceeded, ""}
 )
 
+// FailureError is how a layer of a stack answers a request itself: the
+// server side of the stack writes the failure it carries.
+type FailureError struct{ Failure Failure }
+
+func (e *FailureError) Error() string { return "proxy failure: " + e.Failure.Reason }
+
+// Fail returns the error that answers a request with f.
+func Fail(f Failure) error { return &FailureError{Failure: f} }
+
 // IsGRPC reports whether a request is a gRPC call (content-type
 // application/grpc, application/grpc+proto, …): its errors must be gRPC
 // statuses, since a gRPC client cannot read an HTTP error page.
@@ -115,6 +124,10 @@ func grpcMessage(s string) string {
 func FailureFor(r *http.Request, start time.Time, err error) (f Failure, ok bool) {
 	if r.Context().Err() != nil {
 		return Failure{}, false
+	}
+	var own *FailureError
+	if errors.As(err, &own) {
+		return own.Failure, true
 	}
 	if d, has := GRPCTimeout(r); has && !start.IsZero() && time.Since(start) >= d {
 		// The upstream gave up on the call (a gRPC server resets the

@@ -35,6 +35,12 @@ type ConnMeta struct {
 
 type metaKey struct{}
 
+// WithMeta returns ctx carrying m, as the HTTPServer gives it to the
+// requests of m's connection.
+func WithMeta(ctx context.Context, m *ConnMeta) context.Context {
+	return context.WithValue(ctx, metaKey{}, m)
+}
+
 // Meta returns the connection metadata of a request served by an
 // HTTPServer.
 func Meta(ctx context.Context) *ConnMeta {
@@ -99,7 +105,7 @@ func NewHTTPServer(handler http.Handler, limits HTTPServerLimits, limiter *Limit
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			ctx = guardContext(ctx, c)
 			if m, ok := s.metas.Load(c); ok {
-				return context.WithValue(ctx, metaKey{}, m)
+				return WithMeta(ctx, m.(*ConnMeta))
 			}
 			return ctx
 		},

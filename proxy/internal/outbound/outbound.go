@@ -10,13 +10,11 @@ package outbound
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
-	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,14 +24,15 @@ import (
 	transportv1 "github.com/linkerd-go/linkerd-go/api/linkerd/transport/v1"
 	"github.com/linkerd-go/linkerd-go/api/mesh"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/balance"
-	"github.com/linkerd-go/linkerd-go/proxy/internal/detect"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/discovery"
+	"github.com/linkerd-go/linkerd-go/proxy/internal/endpoint"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/forward"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/h2guard"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/meshtls"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/metrics"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/origdst"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/selfaddr"
+	"github.com/linkerd-go/linkerd-go/proxy/internal/split"
 )
 
 // Watch is a discovery watch of one target (*discovery.Watch).
@@ -78,12 +77,8 @@ type Proxy struct {
 	m       *metrics.Metrics
 	log     logr.Logger
 
-	http   *forward.HTTPServer
-	rp     *httputil.ReverseProxy
-	dialer net.Dialer
-	plain1 *http.Transport // plaintext HTTP/1.x
-	plain2 *http.Transport // plaintext HTTP/2 (h2c)
-	mesh   sync.Map        // meshKey → *http.Transport
+	http    *forward.HTTPServer
+	clients *endpoint.Clients
 
 	mu    sync.RWMutex // read-locked on every request, write-locked to add or evict
 	dests map[netip.AddrPort]*dest
@@ -92,81 +87,17 @@ type Proxy struct {
 	limiter *forward.Limiter
 }
 
-type meshKey struct {
-	identity, serverName string
-	h2                   bool
-}
-
 // New returns the outbound side.
 func New(cfg Config, store *meshtls.Store, resolve Resolver, m *metrics.Metrics, log logr.Logger) *Proxy {
 	if cfg.OrigDst == nil {
 		cfg.OrigDst = origdst.Get
 	}
 	p := &Proxy{cfg: cfg, store: store, resolve: resolve, m: m, log: log, dests: map[netip.AddrPort]*dest{}}
-	p.dialer = net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second}
-	var p1, p2 http.Protocols
-	p1.SetHTTP1(true)
-	p2.SetUnencryptedHTTP2(true)
-	p.plain1 = &http.Transport{DialContext: p.dialer.DialContext, Protocols: &p1, MaxIdleConnsPerHost: 100, IdleConnTimeout: 90 * time.Second, DisableCompression: true}
-	p.plain2 = &http.Transport{DialContext: p.dialer.DialContext, Protocols: &p2, IdleConnTimeout: 90 * time.Second, DisableCompression: true}
-	p.rp = forward.NewReverseProxy(routeTransport{}, rewrite)
-	p.rp.ModifyResponse = func(resp *http.Response) error {
-		resp.Header.Del(mesh.OrigProtoHeader)
-		return nil
-	}
+	p.clients = endpoint.NewClients(endpoint.Config{ConnectTimeout: cfg.ConnectTimeout, HandshakeTimeout: cfg.DetectTimeout}, store)
 	p.limiter = forward.NewLimiter(cfg.Limits.WithDefaults(), m.Load("outbound"), log)
 	p.http = forward.NewHTTPServer(http.HandlerFunc(p.serveHTTP), forward.DefaultLimits, p.limiter, log)
 	p.http.GuardHTTP2(cfg.HTTP2, m.HTTP2Floods("outbound"))
 	return p
-}
-
-// meshTransport returns the pooled client transport for endpoints with one
-// identity: mesh TLS with ALPN h2 (multiplexed) or http/1.1 (upgrades, and
-// peers without the HTTP/2 hint).
-func (p *Proxy) meshTransport(k meshKey) *http.Transport {
-	if t, ok := p.mesh.Load(k); ok {
-		return t.(*http.Transport)
-	}
-	alpn := "http/1.1"
-	var protocols http.Protocols
-	protocols.SetHTTP1(true)
-	if k.h2 {
-		alpn = "h2"
-		protocols = http.Protocols{}
-		protocols.SetHTTP2(true)
-	}
-	t := &http.Transport{
-		Protocols:           &protocols,
-		MaxIdleConnsPerHost: 100,
-		IdleConnTimeout:     90 * time.Second,
-		DisableCompression:  true,
-		DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			return p.dialMeshTLS(ctx, addr, k.identity, k.serverName, alpn)
-		},
-	}
-	actual, _ := p.mesh.LoadOrStore(k, t)
-	return actual.(*http.Transport)
-}
-
-// dialMeshTLS connects to addr and completes a mesh TLS handshake that
-// succeeds only if the server presents identity.
-func (p *Proxy) dialMeshTLS(ctx context.Context, addr, identity, serverName, alpn string) (*tls.Conn, error) {
-	ctx, cancel := context.WithTimeout(ctx, p.cfg.ConnectTimeout+p.cfg.DetectTimeout)
-	defer cancel()
-	c, err := p.dialer.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	cfg := p.store.ClientConfig(identity, []string{alpn})
-	if serverName != "" {
-		cfg.ServerName = serverName
-	}
-	tc := tls.Client(c, cfg)
-	if err := tc.HandshakeContext(ctx); err != nil {
-		c.Close()
-		return nil, err
-	}
-	return tc, nil
 }
 
 // Connections returns the side's accepted connections open now and the
@@ -188,49 +119,8 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener, grace time.Duration)
 		delete(p.dests, k)
 	}
 	p.mu.Unlock()
-	p.plain1.CloseIdleConnections()
-	p.plain2.CloseIdleConnections()
-	p.mesh.Range(func(_, t any) bool { t.(*http.Transport).CloseIdleConnections(); return true })
+	p.clients.CloseIdle()
 	return err
-}
-
-func (p *Proxy) handle(c net.Conn, slot *forward.Slot) {
-	dst, err := p.cfg.OrigDst(c)
-	if err != nil {
-		p.log.V(1).Info("no original destination", "err", err)
-		c.Close()
-		return
-	}
-	if p.cfg.Self.Contains(dst) {
-		// Forwarding it would bring it back to the proxy, again and again.
-		p.limiter.RefuseLoop(c.RemoteAddr().String(), dst.String())
-		c.Close()
-		return
-	}
-	d := p.dest(dst)
-	d.inUse.Add(1)
-	defer d.inUse.Add(-1)
-	if mesh.PortsContain(p.cfg.OpaquePorts, dst.Port()) {
-		p.forwardTCP(c, d)
-		return
-	}
-	proto, dc, err := detect.Detect(c, p.cfg.DetectTimeout)
-	if err != nil {
-		c.Close()
-		return
-	}
-	switch proto {
-	case detect.HTTP1:
-		if err := p.http.Serve(forward.GuardHTTP1(dc), &forward.ConnMeta{Dst: dst, Slot: slot}); err != nil {
-			c.Close()
-		}
-	case detect.HTTP2:
-		if err := p.http.Serve(dc, &forward.ConnMeta{Dst: dst, Slot: slot}); err != nil {
-			c.Close()
-		}
-	default:
-		p.forwardTCP(dc, d)
-	}
 }
 
 // dest is the outbound state of one original destination: its discovery
@@ -241,6 +131,12 @@ type dest struct {
 	bal      *balance.Balancer[discovery.Endpoint]
 	inUse    atomic.Int64
 	lastUsed atomic.Int64 // unix nanoseconds
+
+	// requests is the server side of the target's request stack (see
+	// stack.go); backends are its backends for each discovery state.
+	requests           *httputil.ReverseProxy
+	balanced, original []split.Backend
+	state              atomic.Int32 // discovery.State of snap
 
 	mu      sync.Mutex
 	changed <-chan struct{}
@@ -263,7 +159,7 @@ func (p *Proxy) dest(dst netip.AddrPort) *dest {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if d = p.dests[dst]; d == nil {
-		d = &dest{addr: dst, watch: p.resolve(dst.String()), bal: balance.New(p.probe)}
+		d = p.newDest(dst)
 		d.refreshLocked()
 		p.dests[dst] = d
 	}
@@ -276,6 +172,7 @@ func (p *Proxy) dest(dst netip.AddrPort) *dest {
 func (d *dest) refreshLocked() {
 	d.changed = d.watch.Changed()
 	d.snap = d.watch.Snapshot()
+	d.state.Store(int32(d.snap.State))
 	targets := make([]balance.Target[discovery.Endpoint], 0, len(d.snap.Endpoints))
 	for _, ep := range d.snap.Endpoints {
 		targets = append(targets, balance.Target[discovery.Endpoint]{Addr: ep.Addr, Weight: ep.Weight, Value: ep})
@@ -348,7 +245,7 @@ const maxConnectAttempts = 3
 // probe tells whether an endpoint ejected for failed connects can be
 // connected to again.
 func (p *Proxy) probe(ctx context.Context, e *balance.Endpoint[discovery.Endpoint]) error {
-	c, err := p.dialer.DialContext(ctx, "tcp", e.Addr.String())
+	c, err := p.clients.Dial(ctx, e.Addr.String())
 	if err != nil {
 		return err
 	}
@@ -392,7 +289,7 @@ func (p *Proxy) forwardTCP(c net.Conn, d *dest) {
 			done(0)
 		}
 	default:
-		up, err = p.dialer.DialContext(context.Background(), "tcp", d.addr.String())
+		up, err = p.clients.Dial(context.Background(), d.addr.String())
 	}
 	h := p.m.For(labels)
 	h.TCPOpen.Inc()
@@ -414,11 +311,11 @@ func (p *Proxy) forwardTCP(c net.Conn, d *dest) {
 func (p *Proxy) connectTCP(e discovery.Endpoint) (net.Conn, error) {
 	ctx := context.Background()
 	if e.Identity == "" {
-		return p.dialer.DialContext(ctx, "tcp", e.Addr.String())
+		return p.clients.Dial(ctx, e.Addr.String())
 	}
 	if e.OpaqueInboundPort != 0 {
 		addr := netip.AddrPortFrom(e.Addr.Addr(), e.OpaqueInboundPort).String()
-		tc, err := p.dialMeshTLS(ctx, addr, e.Identity, e.ServerName, transportv1.ALPN)
+		tc, err := p.clients.DialMeshTLS(ctx, addr, e.Identity, e.ServerName, transportv1.ALPN)
 		if err != nil {
 			return nil, err
 		}
@@ -432,67 +329,5 @@ func (p *Proxy) connectTCP(e discovery.Endpoint) (net.Conn, error) {
 		}
 		return tc, nil
 	}
-	return p.dialMeshTLS(ctx, e.Addr.String(), e.Identity, e.ServerName, "")
-}
-
-// serveHTTP balances one request over the destination's endpoints.
-func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	meta := forward.Meta(r.Context())
-	if meta == nil {
-		forward.WriteFailure(w, r, forward.FailNoMeta)
-		return
-	}
-	d := p.dest(meta.Dst)
-	d.inUse.Add(1)
-	defer d.inUse.Add(-1)
-	snap := d.current(r.Context(), p.cfg.DiscoveryTimeout)
-	// The application's own mesh headers are not trusted downstream.
-	r.Header.Del(mesh.ClientIDHeader)
-	r.Header.Del(mesh.OrigProtoHeader)
-
-	rt := &route{p: p, in: r, d: d, labels: metrics.Labels{
-		Direction: "outbound", Authority: forward.Authority(r, meta.Dst.Port()),
-		TargetAddr: meta.Dst.String(), TLS: "no_identity", Dst: metrics.DstFromMap(snap.Labels),
-	}}
-	if forward.RefuseMalformed(w, r, p.m.For(rt.labels)) {
-		return
-	}
-	switch snap.State {
-	case discovery.NoEndpoints:
-		h := p.m.For(rt.labels)
-		h.Requests.Inc()
-		rec := forward.NewRecorder(w)
-		forward.WriteFailure(rec, r, forward.FailNoEndpoints)
-		rec.Done(h)
-		return
-	case discovery.Endpoints:
-		ep, done, ok := d.bal.Pick()
-		if !ok {
-			forward.WriteFailure(w, r, forward.FailNoEndpoints)
-			return
-		}
-		rt.toEndpoint(ep, done)
-	default:
-		// Unknown to discovery: the original destination, as it was.
-		rt.url = url.URL{Scheme: "http", Host: meta.Dst.String()}
-		rt.transport = p.plainTransport(r)
-	}
-	rec := forward.NewRecorder(w)
-	// Deferred: the reverse proxy aborts the handler (a panic) when a
-	// response is cut short, and the response must still be counted.
-	defer func() {
-		rec.Done(rt.handles())
-		if rt.done != nil {
-			// The balancer learns the latency to the response's headers.
-			rt.done(rec.HeaderLatency())
-		}
-	}()
-	p.rp.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), routeKey{}, rt)))
-}
-
-func (p *Proxy) plainTransport(r *http.Request) http.RoundTripper {
-	if r.ProtoMajor == 2 {
-		return p.plain2
-	}
-	return p.plain1
+	return p.clients.DialMeshTLS(ctx, e.Addr.String(), e.Identity, e.ServerName, "")
 }

@@ -1,4 +1,7 @@
-package outbound
+// Package replay keeps the start of a request body so that the request
+// can be sent again, to another endpoint or as a retry, when the first
+// attempt did not process it.
+package replay
 
 import (
 	"errors"
@@ -6,47 +9,47 @@ import (
 	"sync"
 )
 
-// replayLimit is how much of a request body is kept so that the request
+// Limit is how much of a request body is kept so that the request
 // can go to another endpoint when the first did not process it. Bodies
 // longer than that are streamed, and such a request is not sent again once
 // more than this was read.
-const replayLimit = 64 << 10
+const Limit = 64 << 10
 
 // errRetired is what an attempt's body reads return once the request went
 // on to another endpoint: its bytes belong to the next attempt.
 var errRetired = errors.New("request body moved to another attempt")
 
-// replayBody is a request body sent to one endpoint after another. It
-// keeps what it read from the client (up to replayLimit) so that every
+// Body is a request body sent to one endpoint after another. It
+// keeps what it read from the client (up to Limit) so that every
 // attempt reads the body from its start, and it is read by one attempt at
 // a time: the transport of an attempt that was given up may still be in
 // a read, whose bytes are kept for the next attempt.
-type replayBody struct {
+type Body struct {
 	src io.ReadCloser
 
 	rmu sync.Mutex // held while reading src
 
 	mu      sync.Mutex
 	kept    []byte // the body's first bytes, as read from src
-	lost    bool   // more than replayLimit was read: no attempt can start over
+	lost    bool   // more than Limit was read: no attempt can start over
 	srcErr  error  // src's final error (io.EOF at its end)
 	cur     *bodyAttempt
 	started bool
 }
 
-func newReplayBody(src io.ReadCloser) *replayBody {
-	b := &replayBody{src: src}
+func NewBody(src io.ReadCloser) *Body {
+	b := &Body{src: src}
 	b.cur = &bodyAttempt{b: b}
 	return b
 }
 
-// first is the body of the first attempt.
-func (b *replayBody) first() io.ReadCloser { return b.cur }
+// First is the body of the first attempt.
+func (b *Body) First() io.ReadCloser { return b.cur }
 
-// again starts a new attempt that reads the body from its start, and
+// Again starts a new attempt that reads the body from its start, and
 // retires the current one; ok is false when the body cannot be replayed
 // (more of it was read than was kept). A nil body replays trivially.
-func (b *replayBody) again() (body io.ReadCloser, ok bool) {
+func (b *Body) Again() (body io.ReadCloser, ok bool) {
 	if b == nil {
 		return nil, true
 	}
@@ -61,7 +64,7 @@ func (b *replayBody) again() (body io.ReadCloser, ok bool) {
 
 // bodyAttempt is the body one attempt's transport reads.
 type bodyAttempt struct {
-	b   *replayBody
+	b   *Body
 	off int // bytes of the body this attempt has read
 }
 
@@ -102,7 +105,7 @@ func (a *bodyAttempt) Read(p []byte) (int, error) {
 		b.mu.Unlock()
 		n, err := b.src.Read(p)
 		b.mu.Lock()
-		if b.cur == a && (b.lost || len(b.kept)+n > replayLimit) {
+		if b.cur == a && (b.lost || len(b.kept)+n > Limit) {
 			// Past what is kept: this attempt reads through, and no
 			// later one can start over.
 			b.lost, b.kept = true, nil

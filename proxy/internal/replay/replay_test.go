@@ -1,4 +1,4 @@
-package outbound
+package replay
 
 import (
 	"bytes"
@@ -13,13 +13,13 @@ import (
 // read once, and the old attempt's reads fail once a new one started.
 func TestReplayBodyReplaysFromTheStart(t *testing.T) {
 	src := &countingBody{Reader: strings.NewReader("hello, replay")}
-	b := newReplayBody(src)
-	first := b.first()
+	b := NewBody(src)
+	first := b.First()
 	p := make([]byte, 5)
 	if n, err := first.Read(p); n != 5 || err != nil || string(p) != "hello" {
 		t.Fatalf("first read: %d %q %v", n, p[:n], err)
 	}
-	second, ok := b.again()
+	second, ok := b.Again()
 	if !ok {
 		t.Fatal("again refused a body within the limit")
 	}
@@ -33,7 +33,7 @@ func TestReplayBodyReplaysFromTheStart(t *testing.T) {
 	if err != nil || string(got) != "hello, replay" {
 		t.Fatalf("second attempt read %q, %v", got, err)
 	}
-	third, _ := b.again()
+	third, _ := b.Again()
 	got, _ = io.ReadAll(third)
 	if string(got) != "hello, replay" {
 		t.Fatalf("third attempt read %q", got)
@@ -46,15 +46,15 @@ func TestReplayBodyReplaysFromTheStart(t *testing.T) {
 	}
 }
 
-// A body read past replayLimit streams on, and cannot start over.
+// A body read past Limit streams on, and cannot start over.
 func TestReplayBodyPastTheLimit(t *testing.T) {
-	body := bytes.Repeat([]byte("x"), replayLimit+1000)
-	b := newReplayBody(io.NopCloser(bytes.NewReader(body)))
-	got, err := io.ReadAll(b.first())
+	body := bytes.Repeat([]byte("x"), Limit+1000)
+	b := NewBody(io.NopCloser(bytes.NewReader(body)))
+	got, err := io.ReadAll(b.First())
 	if err != nil || !bytes.Equal(got, body) {
 		t.Fatalf("read %d bytes, %v; want %d", len(got), err, len(body))
 	}
-	if _, ok := b.again(); ok {
+	if _, ok := b.Again(); ok {
 		t.Error("again accepted a body that outgrew what is kept")
 	}
 	if len(b.kept) != 0 {
@@ -66,8 +66,8 @@ func TestReplayBodyPastTheLimit(t *testing.T) {
 // the next attempt.
 func TestReplayBodyKeepsARetiredAttemptsRead(t *testing.T) {
 	pr, pw := io.Pipe()
-	b := newReplayBody(pr)
-	first := b.first()
+	b := NewBody(pr)
+	first := b.First()
 	result := make(chan error, 1)
 	go func() {
 		_, err := first.Read(make([]byte, 64))
@@ -76,7 +76,7 @@ func TestReplayBodyKeepsARetiredAttemptsRead(t *testing.T) {
 	// The first attempt is inside the client body's Read; while it waits,
 	// the request goes on to a second attempt.
 	waitReading(t, b)
-	second, ok := b.again()
+	second, ok := b.Again()
 	if !ok {
 		t.Fatal("again refused")
 	}
@@ -94,7 +94,7 @@ func TestReplayBodyKeepsARetiredAttemptsRead(t *testing.T) {
 }
 
 // waitReading returns once an attempt holds the client body's read lock.
-func waitReading(t *testing.T, b *replayBody) {
+func waitReading(t *testing.T, b *Body) {
 	t.Helper()
 	for b.rmu.TryLock() {
 		b.rmu.Unlock()

@@ -1,0 +1,14 @@
+package accrual_test
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/linkerd-go/linkerd-go/proxy/internal/accrual"
+	"github.com/linkerd-go/linkerd-go/proxy/internal/layertest"
+)
+
+// Until its feature lands the layer changes nothing.
+func TestPassesThrough(t *testing.T) {
+	layertest.CheckPassesThrough(t, func(next http.RoundTripper) http.RoundTripper { return accrual.New(next) })
+}

@@ -1,0 +1,109 @@
+package balance
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/linkerd-go/linkerd-go/api/mesh"
+	"github.com/linkerd-go/linkerd-go/proxy/internal/discovery"
+	"github.com/linkerd-go/linkerd-go/proxy/internal/forward"
+	"github.com/linkerd-go/linkerd-go/proxy/internal/replay"
+	"github.com/linkerd-go/linkerd-go/proxy/internal/stack"
+)
+
+// notSentKey is mesh.NotSentHeader as responses' header maps hold it
+// (canonical), so that checking for it allocates nothing.
+var notSentKey = http.CanonicalHeaderKey(mesh.NotSentHeader)
+
+// HTTPConfig tunes the balancer layer.
+type HTTPConfig struct {
+	// Attempts bounds the endpoints one request tries when it was not
+	// sent (at least 1).
+	Attempts int
+	Log      logr.Logger
+}
+
+// HTTP is the layer that sends each request to an endpoint of a target's
+// balancer: it records the pick in the exchange for the endpoint layer
+// beneath, and sends the request to another endpoint (up to Attempts
+// endpoints) when the first did not get it: connecting failed, or a meshed
+// endpoint's proxy answered that its application could not be reached
+// (mesh.NotSentHeader). The endpoint that failed leaves the balancer until
+// a probe reaches it. The body is replayed from what was kept of it; a
+// request whose body outgrew replay.Limit is not sent again.
+type HTTP struct {
+	cfg  HTTPConfig
+	b    *Balancer[discovery.Endpoint]
+	next http.RoundTripper
+}
+
+// NewHTTP returns the layer over next, picking from b.
+func NewHTTP(cfg HTTPConfig, b *Balancer[discovery.Endpoint], next http.RoundTripper) *HTTP {
+	if cfg.Attempts < 1 {
+		cfg.Attempts = 1
+	}
+	return &HTTP{cfg: cfg, b: b, next: next}
+}
+
+// RoundTrip balances the request.
+func (l *HTTP) RoundTrip(req *http.Request) (*http.Response, error) {
+	ex := stack.From(req)
+	ep, done, ok := l.b.Pick()
+	if !ok {
+		return nil, forward.Fail(forward.FailNoEndpoints)
+	}
+	var body *replay.Body
+	if req.Body != nil && req.Body != http.NoBody {
+		body = replay.NewBody(req.Body)
+		out := *req
+		out.Body = body.First()
+		req = &out
+	}
+	for attempt := 1; ; attempt++ {
+		ex.Endpoint, ex.Picked, ex.Release = ep.Value, true, done
+		resp, err := l.next.RoundTrip(req)
+		notSent := false
+		if err == nil {
+			_, marked := resp.Header[notSentKey]
+			notSent = marked && ep.Value.Identity != ""
+			if marked {
+				delete(resp.Header, notSentKey)
+			}
+		}
+		if attempt >= l.cfg.Attempts || !(notSent || (err != nil && forward.IsConnectError(err))) {
+			return resp, err
+		}
+		next, ok := body.Again()
+		if !ok {
+			return resp, err
+		}
+		l.b.ConnectFailed(ep)
+		ex.End(0)
+		var nextDone func(time.Duration)
+		ep, nextDone, ok = l.b.Pick()
+		if !ok {
+			// Discovery emptied the set meanwhile: the first answer
+			// stands.
+			return resp, err
+		}
+		done = nextDone
+		if err == nil {
+			l.cfg.Log.V(1).Info("endpoint's application unreachable; trying another endpoint", "target", ex.Labels.TargetAddr)
+			resp.Body.Close()
+		} else {
+			l.cfg.Log.V(1).Info("connect failed; trying another endpoint", "target", ex.Labels.TargetAddr, "err", err)
+		}
+		// The transport of the attempt given up may still hold the
+		// request: the next attempt gets its own copy.
+		out := *req
+		if next != nil {
+			out.Body = next
+		}
+		out.Header = req.Header.Clone()
+		u := *req.URL
+		out.URL = &u
+		req = &out
+	}
+}
