@@ -17,10 +17,10 @@ import (
 // (canonical), so that checking for it allocates nothing.
 var notSentKey = http.CanonicalHeaderKey(mesh.NotSentHeader)
 
-// HTTPConfig tunes the balancer layer.
-type HTTPConfig struct {
-	// Attempts bounds the endpoints one request tries when it was not
-	// sent (at least 1).
+// LayerConfig tunes the balancer layers (HTTP and TCP).
+type LayerConfig struct {
+	// Attempts bounds the endpoints one request or connection tries when
+	// it was not sent (at least 1).
 	Attempts int
 	Log      logr.Logger
 }
@@ -34,13 +34,13 @@ type HTTPConfig struct {
 // a probe reaches it. The body is replayed from what was kept of it; a
 // request whose body outgrew replay.Limit is not sent again.
 type HTTP struct {
-	cfg  HTTPConfig
+	cfg  LayerConfig
 	b    *Balancer[discovery.Endpoint]
 	next http.RoundTripper
 }
 
 // NewHTTP returns the layer over next, picking from b.
-func NewHTTP(cfg HTTPConfig, b *Balancer[discovery.Endpoint], next http.RoundTripper) *HTTP {
+func NewHTTP(cfg LayerConfig, b *Balancer[discovery.Endpoint], next http.RoundTripper) *HTTP {
 	if cfg.Attempts < 1 {
 		cfg.Attempts = 1
 	}

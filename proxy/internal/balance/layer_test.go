@@ -38,7 +38,7 @@ func TestPickInExchange(t *testing.T) {
 	b := endpoints(1, "")
 	next := &layertest.Next{}
 	r, ex := layertest.Request("GET", "http://svc.test/", "")
-	if _, err := balance.NewHTTP(balance.HTTPConfig{Attempts: 3, Log: logr.Discard()}, b, next).RoundTrip(r); err != nil {
+	if _, err := balance.NewHTTP(balance.LayerConfig{Attempts: 3, Log: logr.Discard()}, b, next).RoundTrip(r); err != nil {
 		t.Fatal(err)
 	}
 	if !ex.Picked || ex.Endpoint.Addr.String() != "198.18.0.1:8080" || ex.Release == nil {
@@ -78,7 +78,7 @@ func TestNotSentGoesElsewhere(t *testing.T) {
 				return layertest.OK(r), nil
 			}
 			r, _ := layertest.Request("POST", "http://svc.test/", "payload")
-			resp, err := balance.NewHTTP(balance.HTTPConfig{Attempts: 3, Log: logr.Discard()}, b, next).RoundTrip(r)
+			resp, err := balance.NewHTTP(balance.LayerConfig{Attempts: 3, Log: logr.Discard()}, b, next).RoundTrip(r)
 			if err != nil || resp.StatusCode != http.StatusOK {
 				t.Fatalf("got %v, %v", resp, err)
 			}
@@ -113,7 +113,7 @@ func TestNotSentFromAnApplicationIsAnswer(t *testing.T) {
 		return resp, nil
 	}}
 	r, _ := layertest.Request("GET", "http://svc.test/", "")
-	resp, err := balance.NewHTTP(balance.HTTPConfig{Attempts: 3}, b, next).RoundTrip(r)
+	resp, err := balance.NewHTTP(balance.LayerConfig{Attempts: 3}, b, next).RoundTrip(r)
 	if err != nil || resp.StatusCode != http.StatusBadGateway || len(next.Calls()) != 1 {
 		t.Fatalf("got %v, %v after %d attempts", resp, err, len(next.Calls()))
 	}
@@ -125,7 +125,7 @@ func TestAttemptsBounded(t *testing.T) {
 	b := endpoints(5, "")
 	next := &layertest.Next{Answer: func(*http.Request) (*http.Response, error) { return nil, refused }}
 	r, _ := layertest.Request("GET", "http://svc.test/", "")
-	if _, err := balance.NewHTTP(balance.HTTPConfig{Attempts: 3}, b, next).RoundTrip(r); !forward.IsConnectError(err) {
+	if _, err := balance.NewHTTP(balance.LayerConfig{Attempts: 3}, b, next).RoundTrip(r); !forward.IsConnectError(err) {
 		t.Fatalf("error %v, want the connect error", err)
 	}
 	if n := len(next.Calls()); n != 3 {
@@ -133,7 +133,7 @@ func TestAttemptsBounded(t *testing.T) {
 	}
 	other := errors.New("reset")
 	next = &layertest.Next{Answer: func(*http.Request) (*http.Response, error) { return nil, other }}
-	if _, err := balance.NewHTTP(balance.HTTPConfig{Attempts: 3}, endpoints(5, ""), next).RoundTrip(r); !errors.Is(err, other) || len(next.Calls()) != 1 {
+	if _, err := balance.NewHTTP(balance.LayerConfig{Attempts: 3}, endpoints(5, ""), next).RoundTrip(r); !errors.Is(err, other) || len(next.Calls()) != 1 {
 		t.Errorf("error %v after %d attempts, want %v after 1", err, len(next.Calls()), other)
 	}
 }
@@ -146,7 +146,7 @@ func TestLongBodyNotReplayed(t *testing.T) {
 		return nil, refused
 	}}
 	r, _ := layertest.Request("POST", "http://svc.test/", strings.Repeat("x", 1<<20))
-	if _, err := balance.NewHTTP(balance.HTTPConfig{Attempts: 3}, b, next).RoundTrip(r); err == nil {
+	if _, err := balance.NewHTTP(balance.LayerConfig{Attempts: 3}, b, next).RoundTrip(r); err == nil {
 		t.Fatal("no error")
 	}
 	if n := len(next.Calls()); n != 1 {
@@ -158,7 +158,7 @@ func TestLongBodyNotReplayed(t *testing.T) {
 func TestNoEndpoints(t *testing.T) {
 	r, _ := layertest.Request("GET", "http://svc.test/", "")
 	var fe *forward.FailureError
-	_, err := balance.NewHTTP(balance.HTTPConfig{}, balance.New[discovery.Endpoint](), &layertest.Next{}).RoundTrip(r)
+	_, err := balance.NewHTTP(balance.LayerConfig{}, balance.New[discovery.Endpoint](), &layertest.Next{}).RoundTrip(r)
 	if !errors.As(err, &fe) || fe.Failure != forward.FailNoEndpoints {
 		t.Errorf("error %v, want the no-endpoints failure", err)
 	}

@@ -10,13 +10,16 @@ package endpoint
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"net"
 	"net/http"
 	"net/netip"
 	"sync"
 	"time"
 
+	transportv1 "github.com/linkerd-go/linkerd-go/api/linkerd/transport/v1"
 	"github.com/linkerd-go/linkerd-go/api/mesh"
+	"github.com/linkerd-go/linkerd-go/proxy/internal/discovery"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/forward"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/meshtls"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/metrics"
@@ -130,6 +133,43 @@ func (c *Clients) meshTransport(k meshKey) *http.Transport {
 	return actual.(*http.Transport)
 }
 
+// Connect is the bottom of the outbound opaque path: it opens the
+// connection for opaque bytes to an endpoint, with mesh TLS when it is
+// meshed (through its proxy's inbound port with the transport header when
+// discovery gave one), in plaintext otherwise.
+func (c *Clients) Connect(ctx context.Context, e discovery.Endpoint) (net.Conn, error) {
+	if e.Identity == "" {
+		return c.Dial(ctx, e.Addr.String())
+	}
+	if e.OpaqueInboundPort == 0 {
+		return c.DialMeshTLS(ctx, e.Addr.String(), e.Identity, e.ServerName, "")
+	}
+	addr := netip.AddrPortFrom(e.Addr.Addr(), e.OpaqueInboundPort).String()
+	tc, err := c.DialMeshTLS(ctx, addr, e.Identity, e.ServerName, transportv1.ALPN)
+	if err != nil {
+		return nil, err
+	}
+	if tc.ConnectionState().NegotiatedProtocol != transportv1.ALPN {
+		tc.Close()
+		return nil, errors.New("peer proxy does not speak the transport protocol")
+	}
+	if err := transportv1.WriteHeader(tc, &transportv1.TransportHeader{Port: uint32(e.Addr.Port())}); err != nil {
+		tc.Close()
+		return nil, err
+	}
+	return tc, nil
+}
+
+// SetLabels sets the labels of traffic to e: its address, its workload,
+// and whether it is reached with mesh TLS (and as whom).
+func SetLabels(l *metrics.Labels, e discovery.Endpoint) {
+	l.TargetAddr, l.Dst = e.Addr.String(), metrics.DstFromMap(e.Labels)
+	l.TLS, l.ServerID = "no_identity", ""
+	if e.Identity != "" {
+		l.TLS, l.ServerID = "true", e.Identity
+	}
+}
+
 // Picked is the layer that sends a request to the endpoint the balancer
 // picked (the exchange's Endpoint), and counts it under that endpoint's
 // labels.
@@ -147,8 +187,7 @@ func (p *Picked) RoundTrip(r *http.Request) (*http.Response, error) {
 		return nil, forward.Fail(forward.FailNoEndpoints)
 	}
 	e := &ex.Endpoint
-	ex.Labels.TargetAddr, ex.Labels.Dst = e.Addr.String(), metrics.DstFromMap(e.Labels)
-	ex.Labels.TLS, ex.Labels.ServerID = "no_identity", ""
+	SetLabels(&ex.Labels, *e)
 	r.URL.Scheme, r.URL.Host = "http", e.Addr.String()
 	origProto := ""
 	var t *http.Transport
@@ -156,11 +195,9 @@ func (p *Picked) RoundTrip(r *http.Request) (*http.Response, error) {
 	case e.Identity == "":
 		t = p.c.plain(r)
 	case forward.IsUpgrade(r) || (r.ProtoMajor == 1 && !e.HTTP2):
-		ex.Labels.TLS, ex.Labels.ServerID = "true", e.Identity
 		r.URL.Scheme = "https"
 		t = p.c.meshTransport(meshKey{identity: e.Identity, serverName: e.ServerName})
 	default:
-		ex.Labels.TLS, ex.Labels.ServerID = "true", e.Identity
 		r.URL.Scheme = "https"
 		t = p.c.meshTransport(meshKey{identity: e.Identity, serverName: e.ServerName, h2: true})
 		if r.ProtoMajor == 1 {

@@ -111,3 +111,29 @@ func TestOriginal(t *testing.T) {
 		t.Errorf("dialed %v, URL %v, labels %+v", d.addrs, r.URL, ex.Labels)
 	}
 }
+
+// Opaque connections go to the endpoint itself, or, for a meshed endpoint
+// whose proxy takes the transport header, to that proxy's inbound port.
+func TestConnectOpaque(t *testing.T) {
+	addr := netip.MustParseAddrPort("198.18.0.7:6379")
+	for _, tc := range []struct {
+		name string
+		e    discovery.Endpoint
+		want string
+	}{
+		{"unmeshed", discovery.Endpoint{Addr: addr}, "198.18.0.7:6379"},
+		{"meshed", discovery.Endpoint{Addr: addr, Identity: peer}, "198.18.0.7:6379"},
+		{"meshed, transport header", discovery.Endpoint{Addr: addr, Identity: peer, Opaque: true, OpaqueInboundPort: 4143}, "198.18.0.7:4143"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := &dials{}
+			c := endpoint.NewClients(endpoint.Config{Dial: d.dial}, nil)
+			if _, err := c.Connect(context.Background(), tc.e); !forward.IsConnectError(err) {
+				t.Fatalf("error %v", err)
+			}
+			if len(d.addrs) != 1 || d.addrs[0] != tc.want {
+				t.Errorf("dialed %v, want %s", d.addrs, tc.want)
+			}
+		})
+	}
+}

@@ -21,7 +21,6 @@ import (
 
 	"github.com/go-logr/logr"
 
-	transportv1 "github.com/linkerd-go/linkerd-go/api/linkerd/transport/v1"
 	"github.com/linkerd-go/linkerd-go/api/mesh"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/balance"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/discovery"
@@ -136,6 +135,7 @@ type dest struct {
 	// stack.go); backends are its backends for each discovery state.
 	requests           *httputil.ReverseProxy
 	balanced, original []split.Backend
+	tcp                *balance.TCP // the balancer of opaque connections
 	state              atomic.Int32 // discovery.State of snap
 
 	mu      sync.Mutex
@@ -257,40 +257,27 @@ func (p *Proxy) forwardTCP(c net.Conn, d *dest) {
 	defer p.conns.Track(c)()
 	snap := d.current(context.Background(), p.cfg.DiscoveryTimeout)
 	var (
-		up     net.Conn
-		err    error
-		labels = metrics.Labels{Direction: "outbound", TargetAddr: d.addr.String(), TLS: "no_identity", Dst: metrics.DstFromMap(snap.Labels)}
+		up      net.Conn
+		err     error
+		release = func() {}
+		labels  = metrics.Labels{Direction: "outbound", TargetAddr: d.addr.String(), TLS: "no_identity", Dst: metrics.DstFromMap(snap.Labels)}
 	)
 	switch snap.State {
 	case discovery.NoEndpoints:
 		c.Close()
 		return
 	case discovery.Endpoints:
-		// A failed connect sent nothing: the next endpoint may take it.
-		for attempt := 1; ; attempt++ {
-			ep, done, ok := d.bal.Pick()
-			if !ok {
-				c.Close()
-				return
-			}
-			e := ep.Value
-			labels.TargetAddr, labels.Dst = e.Addr.String(), metrics.DstFromMap(e.Labels)
-			labels.TLS, labels.ServerID = "no_identity", ""
-			if e.Identity != "" {
-				labels.TLS, labels.ServerID = "true", e.Identity
-			}
-			up, err = p.connectTCP(e)
-			if err == nil || !forward.IsConnectError(err) || attempt >= maxConnectAttempts {
-				defer done(0)
-				break
-			}
-			p.log.V(1).Info("connect failed; trying another endpoint", "target", labels.TargetAddr, "err", err)
-			d.bal.ConnectFailed(ep)
-			done(0)
+		var e discovery.Endpoint
+		up, e, release, err = d.tcp.Connect(context.Background())
+		if errors.Is(err, balance.ErrNoEndpoints) {
+			c.Close()
+			return
 		}
+		endpoint.SetLabels(&labels, e)
 	default:
 		up, err = p.clients.Dial(context.Background(), d.addr.String())
 	}
+	defer release()
 	h := p.m.For(labels)
 	h.TCPOpen.Inc()
 	h.TCPConns.Inc()
@@ -303,31 +290,4 @@ func (p *Proxy) forwardTCP(c net.Conn, d *dest) {
 	defer p.conns.Track(up)()
 	err = forward.TCP(c, up, h)
 	h.TCPClosed(forward.Errno(err))
-}
-
-// connectTCP opens the connection for opaque bytes to an endpoint: mesh TLS
-// when it is meshed (through its proxy's inbound port with the transport
-// header when discovery gave one), plaintext otherwise.
-func (p *Proxy) connectTCP(e discovery.Endpoint) (net.Conn, error) {
-	ctx := context.Background()
-	if e.Identity == "" {
-		return p.clients.Dial(ctx, e.Addr.String())
-	}
-	if e.OpaqueInboundPort != 0 {
-		addr := netip.AddrPortFrom(e.Addr.Addr(), e.OpaqueInboundPort).String()
-		tc, err := p.clients.DialMeshTLS(ctx, addr, e.Identity, e.ServerName, transportv1.ALPN)
-		if err != nil {
-			return nil, err
-		}
-		if tc.ConnectionState().NegotiatedProtocol != transportv1.ALPN {
-			tc.Close()
-			return nil, errors.New("peer proxy does not speak the transport protocol")
-		}
-		if err := transportv1.WriteHeader(tc, &transportv1.TransportHeader{Port: uint32(e.Addr.Port())}); err != nil {
-			tc.Close()
-			return nil, err
-		}
-		return tc, nil
-	}
-	return p.clients.DialMeshTLS(ctx, e.Addr.String(), e.Identity, e.ServerName, "")
 }

@@ -25,7 +25,7 @@ import (
 // This file is the outbound path, top to bottom: a connection is accepted
 // (forward.Serve, under the side's limiter), its original destination
 // recovered, its protocol detected; opaque bytes are balanced over the
-// target's endpoints (forwardTCP), HTTP is served per request by the
+// target's endpoints (forwardTCP: d.tcp, then endpoint.Clients.Connect), HTTP is served per request by the
 // target's request stack (newDest).
 
 // handle takes one accepted connection.
@@ -81,12 +81,15 @@ func (p *Proxy) newDest(dst netip.AddrPort) *dest {
 		func(next http.RoundTripper) http.RoundTripper { return accrual.New(next) },
 		// P2C over the endpoints; a request not sent goes to another one
 		func(next http.RoundTripper) http.RoundTripper {
-			return balance.NewHTTP(balance.HTTPConfig{Attempts: maxConnectAttempts, Log: p.log}, d.bal, next)
+			return balance.NewHTTP(balance.LayerConfig{Attempts: maxConnectAttempts, Log: p.log}, d.bal, next)
 		},
 		// tap point: a seam, passes through
 		func(next http.RoundTripper) http.RoundTripper { return tap.New(next) },
 	}.Over(endpoint.NewPicked(p.clients)) // mesh TLS and HTTP/2 pools, or plaintext
 	d.balanced = []split.Backend{{Weight: 1, Next: balanced}}
+	// Opaque connections: the same balancer, then the endpoint's
+	// connection (mesh TLS with the transport header, or plaintext).
+	d.tcp = balance.NewTCP(balance.LayerConfig{Attempts: maxConnectAttempts, Log: p.log}, d.bal, p.clients)
 	// A target discovery does not know: the address the application
 	// connected to.
 	d.original = []split.Backend{{Weight: 1, Next: tap.New(endpoint.NewOriginal(p.clients, dst))}}

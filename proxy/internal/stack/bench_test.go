@@ -32,7 +32,7 @@ func BenchmarkLayers(b *testing.B) {
 	balanced := stack.Layers{
 		func(next http.RoundTripper) http.RoundTripper { return accrual.New(next) },
 		func(next http.RoundTripper) http.RoundTripper {
-			return balance.NewHTTP(balance.HTTPConfig{Attempts: 3}, bal, next)
+			return balance.NewHTTP(balance.LayerConfig{Attempts: 3}, bal, next)
 		},
 		func(next http.RoundTripper) http.RoundTripper { return tap.New(next) },
 	}.Over(bottom)
