@@ -3,13 +3,11 @@
 package layertest
 
 import (
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
-	"testing"
 
 	"github.com/linkerd-go/linkerd-go/proxy/internal/metrics"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/stack"
@@ -67,29 +65,4 @@ func Request(method, target, body string) (*http.Request, *stack.Exchange) {
 	}
 	ex := stack.NewExchange(nil, metrics.Labels{})
 	return stack.With(r, ex), ex
-}
-
-// CheckPassesThrough checks a layer that does nothing yet: it hands every
-// request on once, as it came, and returns what came back, responses and
-// errors alike.
-func CheckPassesThrough(t *testing.T, layer func(next http.RoundTripper) http.RoundTripper) {
-	t.Helper()
-	next := &Next{}
-	l := layer(next)
-	r, _ := Request("POST", "http://svc.test/a", "body")
-	resp, err := l.RoundTrip(r)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("got %v, %v", resp, err)
-	}
-	if calls := next.Calls(); len(calls) != 1 || calls[0] != r {
-		t.Fatalf("next saw %d requests, want r once", len(calls))
-	}
-	boom := errors.New("boom")
-	next.Answer = func(*http.Request) (*http.Response, error) { return nil, boom }
-	if _, err := l.RoundTrip(r); !errors.Is(err, boom) {
-		t.Errorf("error %v, want %v", err, boom)
-	}
-	if n := len(next.Calls()); n != 2 {
-		t.Errorf("a failed request was sent %d times in all, want once more", n)
-	}
 }
