@@ -99,8 +99,13 @@ func (c *Cluster) Shutdown() {
 }
 
 // HasSynced reports whether every informer has listed its objects once.
-func (c *Cluster) HasSynced() bool {
-	for _, inf := range c.informers() {
+func (c *Cluster) HasSynced() bool { return hasSynced(c.informers()) }
+
+// WaitForSync blocks until every informer has synced or ctx is done.
+func (c *Cluster) WaitForSync(ctx context.Context) error { return waitForSync(ctx, c.informers()) }
+
+func hasSynced(infs []cache.SharedIndexInformer) bool {
+	for _, inf := range infs {
 		if !inf.HasSynced() {
 			return false
 		}
@@ -108,10 +113,9 @@ func (c *Cluster) HasSynced() bool {
 	return true
 }
 
-// WaitForSync blocks until every informer has synced or ctx is done.
-func (c *Cluster) WaitForSync(ctx context.Context) error {
+func waitForSync(ctx context.Context, infs []cache.SharedIndexInformer) error {
 	var synced []cache.InformerSynced
-	for _, inf := range c.informers() {
+	for _, inf := range infs {
 		synced = append(synced, inf.HasSynced)
 	}
 	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
@@ -280,6 +284,22 @@ func sliceService(obj any) ([]string, error) {
 	return nil, nil
 }
 
+// Name returns an object's name, or "" for something that is not one.
+func Name(obj any) string {
+	if m, err := meta.Accessor(obj); err == nil {
+		return m.GetName()
+	}
+	return ""
+}
+
+// Namespace returns an object's namespace, or "".
+func Namespace(obj any) string {
+	if m, err := meta.Accessor(obj); err == nil {
+		return m.GetNamespace()
+	}
+	return ""
+}
+
 func stripManagedFields(obj any) (any, error) {
 	if m, err := meta.Accessor(obj); err == nil {
 		m.SetManagedFields(nil)
@@ -289,7 +309,8 @@ func stripManagedFields(obj any) (any, error) {
 
 // trimPod keeps only what destination reads of a pod, to keep the cache
 // small: metadata, the ServiceAccount, host networking, hostname, the
-// containers' names and ports, and the pod's IPs and phase.
+// containers' names, ports and HTTP probes (the inbound policy lets the
+// kubelet's probes through), and the pod's IPs and phase.
 func trimPod(obj any) (any, error) {
 	pod, ok := obj.(*corev1.Pod)
 	if !ok {
@@ -316,10 +337,25 @@ func trimPod(obj any) (any, error) {
 func trimContainers(cs []corev1.Container) []corev1.Container {
 	var out []corev1.Container
 	for _, c := range cs {
-		if len(c.Ports) == 0 {
+		t := corev1.Container{
+			Name:           c.Name,
+			Ports:          c.Ports,
+			LivenessProbe:  trimProbe(c.LivenessProbe),
+			ReadinessProbe: trimProbe(c.ReadinessProbe),
+			StartupProbe:   trimProbe(c.StartupProbe),
+		}
+		if len(t.Ports) == 0 && t.LivenessProbe == nil && t.ReadinessProbe == nil && t.StartupProbe == nil {
 			continue
 		}
-		out = append(out, corev1.Container{Name: c.Name, Ports: c.Ports})
+		out = append(out, t)
 	}
 	return out
+}
+
+// trimProbe keeps the port and path of an HTTP probe; other probes go.
+func trimProbe(p *corev1.Probe) *corev1.Probe {
+	if p == nil || p.HTTPGet == nil {
+		return nil
+	}
+	return &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: p.HTTPGet.Path, Port: p.HTTPGet.Port}}}
 }

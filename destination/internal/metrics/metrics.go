@@ -10,6 +10,8 @@ import (
 const (
 	RPCGet        = "get"
 	RPCGetProfile = "get_profile"
+	// RPCWatchPort is the inbound policy API's WatchPort.
+	RPCWatchPort = "watch_port"
 )
 
 // Metrics are destination's own metrics (the gRPC server's come from the
@@ -31,6 +33,9 @@ type Metrics struct {
 	// ProfileProblems counts the ServiceProfile parts that could not be
 	// served (bad regex, timeout or budget).
 	ProfileProblems prometheus.Counter
+	// PolicyInvalid counts the policy objects found unusable and left out,
+	// by kind (once per change of the object).
+	PolicyInvalid *prometheus.CounterVec
 }
 
 // New makes the metrics and registers them on reg.
@@ -59,13 +64,16 @@ func New(reg prometheus.Registerer) *Metrics {
 		ProfileProblems: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "destination_profile_problems_total", Help: "ServiceProfile parts left out because they could not be served.",
 		}),
+		PolicyInvalid: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "destination_policy_invalid_objects_total", Help: "Policy objects (by kind) left out of the inbound policy because they cannot be used; counted on each change.",
+		}, []string{"kind"}),
 	}
-	for _, rpc := range []string{RPCGet, RPCGetProfile} {
+	for _, rpc := range []string{RPCGet, RPCGetProfile, RPCWatchPort} {
 		m.StreamsOpen.WithLabelValues(rpc)
 		m.UpdatesSent.WithLabelValues(rpc)
 		m.StreamResets.WithLabelValues(rpc)
 		m.Watchers.WithLabelValues(rpc)
 	}
-	reg.MustRegister(m.StreamsOpen, m.UpdatesSent, m.StreamResets, m.Watchers, m.InformerEvents, m.UpdateDelay, m.ProfileProblems)
+	reg.MustRegister(m.StreamsOpen, m.UpdatesSent, m.StreamResets, m.Watchers, m.InformerEvents, m.UpdateDelay, m.ProfileProblems, m.PolicyInvalid)
 	return m
 }

@@ -5,7 +5,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"sync"
 
 	"github.com/go-logr/logr"
@@ -15,6 +14,7 @@ import (
 
 	destinationv1 "github.com/linkerd-go/linkerd-go/api/linkerd/destination/v1"
 	"github.com/linkerd-go/linkerd-go/destination/internal/metrics"
+	"github.com/linkerd-go/linkerd-go/destination/internal/subscription"
 	"github.com/linkerd-go/linkerd-go/destination/internal/target"
 	"github.com/linkerd-go/linkerd-go/destination/internal/watch"
 )
@@ -81,34 +81,6 @@ func (s *Server) GetProfile(req *destinationv1.GetProfileRequest, stream grpc.Se
 }
 
 func serve[M any](ctx context.Context, s *Server, rpc string, log logr.Logger, sub *watch.Subscription[M], send func(M) error) error {
-	open := s.metrics.StreamsOpen.WithLabelValues(rpc)
-	open.Inc()
-	defer open.Dec()
-	sent := s.metrics.UpdatesSent.WithLabelValues(rpc)
-	for {
-		// A reset wins over queued messages: the client will get the full
-		// state again when it reconnects.
-		select {
-		case <-sub.Reset():
-			log.V(1).Info("stream reset: it fell behind")
-			return status.Error(codes.ResourceExhausted, "stream fell behind its updates; reconnect for the current state")
-		default:
-		}
-		select {
-		case <-ctx.Done():
-			return status.FromContextError(context.Cause(ctx)).Err()
-		case <-s.stopping:
-			return status.Error(codes.Unavailable, "destination server is shutting down")
-		case <-sub.Reset():
-			continue
-		case m := <-sub.C():
-			if err := send(m); err != nil {
-				if errors.Is(err, context.Canceled) {
-					return status.FromContextError(err).Err()
-				}
-				return err
-			}
-			sent.Inc()
-		}
-	}
+	c := subscription.Counters{Open: s.metrics.StreamsOpen.WithLabelValues(rpc), Sent: s.metrics.UpdatesSent.WithLabelValues(rpc)}
+	return subscription.Serve(ctx, s.stopping, c, log, sub, send)
 }

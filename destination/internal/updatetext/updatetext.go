@@ -1,4 +1,4 @@
-// Package updatetext renders destination API messages as short,
+// Package updatetext renders destination and policy API messages as short,
 // deterministic text, so that tests can state the exact updates they expect.
 package updatetext
 
@@ -10,11 +10,12 @@ import (
 	"strings"
 
 	destinationv1 "github.com/linkerd-go/linkerd-go/api/linkerd/destination/v1"
+	policyv1 "github.com/linkerd-go/linkerd-go/api/linkerd/policy/v1"
 )
 
 // Describe renders a destination API message (GetResponse or
-// GetProfileResponse) in a short, deterministic text form, for tests and
-// debugging output.
+// GetProfileResponse) or a policy one (WatchPortResponse, Server) in a
+// short, deterministic text form, for tests and debugging output.
 func Describe(m any) string {
 	var b strings.Builder
 	switch m := m.(type) {
@@ -49,8 +50,136 @@ func Describe(m any) string {
 		if ep := p.GetEndpoint(); ep != nil {
 			b.WriteString("  endpoint " + describeEndpoint(ep) + "\n")
 		}
+	case *policyv1.WatchPortResponse:
+		describeServer(&b, m.GetServer())
+	case *policyv1.Server:
+		describeServer(&b, m)
 	}
 	return b.String()
+}
+
+// describeServer writes a policy: the server line, its authorizations, then
+// each route with its rules and authorizations.
+func describeServer(b *strings.Builder, s *policyv1.Server) {
+	fmt.Fprintf(b, "server %s %s\n", kindName(s.GetLabels()), protocolName(s.GetProtocol()))
+	for _, a := range s.GetAuthorizations() {
+		b.WriteString("  authz " + describeAuthz(a) + "\n")
+	}
+	for _, r := range s.GetHttpRoutes() {
+		b.WriteString("  route " + kindName(r.GetLabels()))
+		if len(r.GetHostnames()) > 0 {
+			b.WriteString(" hosts=" + strings.Join(r.GetHostnames(), ","))
+		}
+		b.WriteString("\n")
+		for _, rule := range r.GetRules() {
+			var ms []string
+			for _, m := range rule.GetMatches() {
+				ms = append(ms, describeMatch(m))
+			}
+			line := "    rule " + strings.Join(ms, " | ")
+			for _, f := range rule.GetFilters() {
+				if h := f.GetRequestHeaderModifier(); h != nil {
+					line += fmt.Sprintf(" +headers(set=%d,add=%d,remove=%d)", len(h.GetSet()), len(h.GetAdd()), len(h.GetRemove()))
+				}
+			}
+			b.WriteString(line + "\n")
+		}
+		for _, a := range r.GetAuthorizations() {
+			b.WriteString("    authz " + describeAuthz(a) + "\n")
+		}
+	}
+}
+
+func kindName(l map[string]string) string { return l["kind"] + "/" + l["name"] }
+
+func protocolName(p *policyv1.ProxyProtocol) string {
+	switch p.GetKind().(type) {
+	case *policyv1.ProxyProtocol_Detect:
+		return "detect"
+	case *policyv1.ProxyProtocol_Opaque:
+		return "opaque"
+	case *policyv1.ProxyProtocol_Tls:
+		return "tls"
+	case *policyv1.ProxyProtocol_Http1:
+		return "http1"
+	case *policyv1.ProxyProtocol_Http2:
+		return "http2"
+	case *policyv1.ProxyProtocol_Grpc:
+		return "grpc"
+	}
+	return "?"
+}
+
+// describeAuthz writes "<kind>/<name> <clients> from <networks>", clients
+// being "any" or the identities and "*."-suffixes ("*" for every identity).
+func describeAuthz(a *policyv1.Authorization) string {
+	var who []string
+	switch {
+	case a.GetAuthentication().GetUnauthenticated() != nil:
+		who = []string{"any"}
+	case a.GetAuthentication().GetMeshTls() != nil:
+		m := a.GetAuthentication().GetMeshTls()
+		who = append(who, m.GetIdentities()...)
+		for _, s := range m.GetSuffixes() {
+			if s == "" {
+				who = append(who, "*")
+			} else {
+				who = append(who, "*."+s)
+			}
+		}
+	default:
+		who = []string{"nobody"}
+	}
+	var nets []string
+	for _, n := range a.GetNetworks() {
+		s := prefixString(n.GetNet())
+		for _, e := range n.GetExcept() {
+			s += "-" + prefixString(e)
+		}
+		nets = append(nets, s)
+	}
+	return kindName(a.GetLabels()) + " " + strings.Join(who, ",") + " from " + strings.Join(nets, ",")
+}
+
+func prefixString(n *policyv1.IpNetwork) string {
+	p, err := n.Prefix()
+	if err != nil {
+		return "<" + err.Error() + ">"
+	}
+	return p.String()
+}
+
+func describeMatch(m *policyv1.HttpRouteMatch) string {
+	var parts []string
+	if m.GetMethod() != "" {
+		parts = append(parts, m.GetMethod())
+	}
+	switch p := m.GetPath(); {
+	case p == nil:
+	case p.GetExact() != "":
+		parts = append(parts, "="+p.GetExact())
+	case p.GetPrefix() != "":
+		parts = append(parts, p.GetPrefix()+"*")
+	case p.GetRegex() != "":
+		parts = append(parts, "~"+p.GetRegex())
+	}
+	for _, h := range m.GetHeaders() {
+		parts = append(parts, "h:"+h.GetName()+valueString(h.GetExact(), h.GetRegex()))
+	}
+	for _, q := range m.GetQueryParams() {
+		parts = append(parts, "q:"+q.GetName()+valueString(q.GetExact(), q.GetRegex()))
+	}
+	if len(parts) == 0 {
+		return "any"
+	}
+	return strings.Join(parts, " ")
+}
+
+func valueString(exact, regex string) string {
+	if regex != "" {
+		return "~" + regex
+	}
+	return "=" + exact
 }
 
 func describeEndpoint(ep *destinationv1.Endpoint) string {

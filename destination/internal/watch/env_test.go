@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,15 +19,14 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
-	apiwatch "k8s.io/apimachinery/pkg/watch"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/kubernetes/scheme"
 	metadatafake "k8s.io/client-go/metadata/fake"
-	clienttesting "k8s.io/client-go/testing"
 
 	destinationv1 "github.com/linkerd-go/linkerd-go/api/linkerd/destination/v1"
 	"github.com/linkerd-go/linkerd-go/api/mesh"
+	"github.com/linkerd-go/linkerd-go/destination/internal/fakewatch"
 	"github.com/linkerd-go/linkerd-go/destination/internal/k8s"
 	"github.com/linkerd-go/linkerd-go/destination/internal/metrics"
 	"github.com/linkerd-go/linkerd-go/destination/internal/profile"
@@ -109,34 +107,10 @@ func newEnvFrom(t testing.TB, cfg Config, typed, metas, dyn []runtime.Object, fa
 
 	// The fakes do not replay changes made between an informer's list and
 	// its watch: wait until every informer watches before changing objects.
-	var mu sync.Mutex
-	watching := map[schema.GroupVersionResource]bool{}
-	allWatching := make(chan struct{})
-	const informers = 6
-	hook := func(tracker clienttesting.ObjectTracker) clienttesting.WatchReactionFunc {
-		return func(action clienttesting.Action) (bool, apiwatch.Interface, error) {
-			var opts metav1.ListOptions
-			if wa, ok := action.(clienttesting.WatchActionImpl); ok {
-				opts = wa.ListOptions
-			}
-			w, err := tracker.Watch(action.GetResource(), action.GetNamespace(), opts)
-			if err != nil {
-				return false, nil, err
-			}
-			mu.Lock()
-			if !watching[action.GetResource()] {
-				watching[action.GetResource()] = true
-				if len(watching) == informers {
-					close(allWatching)
-				}
-			}
-			mu.Unlock()
-			return true, w, nil
-		}
-	}
-	e.client.PrependWatchReactor("*", hook(e.client.Tracker()))
-	e.meta.PrependWatchReactor("*", hook(e.meta.Tracker()))
-	e.dynamic.PrependWatchReactor("*", hook(e.dynamic.Tracker()))
+	watching := fakewatch.New(6)
+	watching.Attach(e.client)
+	watching.Attach(e.meta)
+	watching.Attach(e.dynamic)
 
 	if fakesBuilt != nil {
 		fakesBuilt()
@@ -170,7 +144,7 @@ func newEnvFrom(t testing.TB, cfg Config, typed, metas, dyn []runtime.Object, fa
 		t.Fatal(err)
 	}
 	select {
-	case <-allWatching:
+	case <-watching.All():
 	case <-syncCtx.Done():
 		t.Fatal("informers did not start watching")
 	}

@@ -8,7 +8,7 @@
 // Informer handlers only mark the affected watchers dirty; one worker
 // goroutine recomputes them. Locks are taken in this order: Index.mu,
 // a watcher's mu, Index.gate (read side), Index.refsMu; informer handlers
-// take Index.gate (write side), then Index.refsMu, then Index.dirtyMu.
+// take Index.gate (write side), then Index.refsMu, then the dirty set's.
 package watch
 
 import (
@@ -20,12 +20,12 @@ import (
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/linkerd-go/linkerd-go/api/mesh"
 	"github.com/linkerd-go/linkerd-go/destination/internal/k8s"
 	"github.com/linkerd-go/linkerd-go/destination/internal/metrics"
+	"github.com/linkerd-go/linkerd-go/destination/internal/subscription"
 	"github.com/linkerd-go/linkerd-go/destination/internal/target"
 )
 
@@ -89,9 +89,7 @@ type Index struct {
 	refsMu sync.Mutex
 	refs   map[dep]map[recomputer]struct{}
 
-	dirtyMu sync.Mutex
-	dirty   map[recomputer]time.Time
-	wake    chan struct{}
+	dirty *subscription.Dirty[recomputer]
 }
 
 // New makes an Index over the cluster's informers and registers its event
@@ -111,8 +109,7 @@ func New(log logr.Logger, cfg Config, cluster *k8s.Cluster, m *metrics.Metrics) 
 		endpoints: map[target.Target]*endpointsWatcher{},
 		profiles:  map[profileKey]*profileWatcher{},
 		refs:      map[dep]map[recomputer]struct{}{},
-		dirty:     map[recomputer]time.Time{},
-		wake:      make(chan struct{}, 1),
+		dirty:     subscription.NewDirty[recomputer](),
 	}
 	handlers := []struct {
 		inf      cache.SharedIndexInformer
@@ -122,9 +119,9 @@ func New(log logr.Logger, cfg Config, cluster *k8s.Cluster, m *metrics.Metrics) 
 		{cluster.Services, "services", serviceDeps},
 		{cluster.Slices, "endpointslices", sliceDeps},
 		{cluster.Pods, "pods", podDeps},
-		{cluster.Namespaces, "namespaces", func(obj any) []dep { return []dep{{kind: depNamespace, name: name(obj)}} }},
-		{cluster.ReplicaSets, "replicasets", func(obj any) []dep { return []dep{{kind: depReplicaSet, ns: namespace(obj), name: name(obj)}} }},
-		{cluster.Profiles, "serviceprofiles", func(obj any) []dep { return []dep{{kind: depProfile, ns: namespace(obj), name: name(obj)}} }},
+		{cluster.Namespaces, "namespaces", func(obj any) []dep { return []dep{{kind: depNamespace, name: k8s.Name(obj)}} }},
+		{cluster.ReplicaSets, "replicasets", func(obj any) []dep { return []dep{{kind: depReplicaSet, ns: k8s.Namespace(obj), name: k8s.Name(obj)}} }},
+		{cluster.Profiles, "serviceprofiles", func(obj any) []dep { return []dep{{kind: depProfile, ns: k8s.Namespace(obj), name: k8s.Name(obj)}} }},
 	}
 	for _, h := range handlers {
 		events := m.InformerEvents.WithLabelValues(h.resource)
@@ -155,21 +152,7 @@ func New(log logr.Logger, cfg Config, cluster *k8s.Cluster, m *metrics.Metrics) 
 
 // Run recomputes dirty watchers until ctx is done.
 func (ix *Index) Run(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ix.wake:
-		}
-		ix.dirtyMu.Lock()
-		batch := ix.dirty
-		ix.dirty = make(map[recomputer]time.Time, len(batch))
-		ix.dirtyMu.Unlock()
-		for w, since := range batch {
-			w.recompute()
-			ix.metrics.UpdateDelay.Observe(time.Since(since).Seconds())
-		}
-	}
+	ix.dirty.Run(ctx, recomputer.recompute, ix.metrics.UpdateDelay)
 }
 
 // changed marks the watchers that depend on any of deps dirty. It never
@@ -189,21 +172,7 @@ func (ix *Index) changed(deps []dep) {
 	if len(hit) == 0 {
 		return
 	}
-	ix.markDirty(now, hit...)
-}
-
-func (ix *Index) markDirty(since time.Time, ws ...recomputer) {
-	ix.dirtyMu.Lock()
-	for _, w := range ws {
-		if _, ok := ix.dirty[w]; !ok {
-			ix.dirty[w] = since
-		}
-	}
-	ix.dirtyMu.Unlock()
-	select {
-	case ix.wake <- struct{}{}:
-	default:
-	}
+	ix.dirty.Mark(now, hit...)
 }
 
 // setDeps records what w was computed from. Called with w's lock and the
@@ -283,17 +252,3 @@ func podDeps(obj any) []dep {
 }
 
 func ipDep(ip netip.Addr) dep { return dep{kind: depIP, name: ip.String()} }
-
-func name(obj any) string {
-	if m, err := meta.Accessor(obj); err == nil {
-		return m.GetName()
-	}
-	return ""
-}
-
-func namespace(obj any) string {
-	if m, err := meta.Accessor(obj); err == nil {
-		return m.GetNamespace()
-	}
-	return ""
-}

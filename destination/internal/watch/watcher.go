@@ -11,23 +11,13 @@ import (
 
 	destinationv1 "github.com/linkerd-go/linkerd-go/api/linkerd/destination/v1"
 	"github.com/linkerd-go/linkerd-go/destination/internal/metrics"
+	"github.com/linkerd-go/linkerd-go/destination/internal/subscription"
 	"github.com/linkerd-go/linkerd-go/destination/internal/target"
 )
 
 // Subscription is one stream's view of a watcher: a bounded queue of
 // messages, and a channel closed when the stream fell behind and must end.
-type Subscription[M any] struct {
-	ch    chan M
-	reset chan struct{}
-	once  sync.Once
-}
-
-// C delivers the messages to send, in order.
-func (s *Subscription[M]) C() <-chan M { return s.ch }
-
-// Reset is closed when the queue overflowed: the stream must end so that
-// its client reconnects and gets the full state again.
-func (s *Subscription[M]) Reset() <-chan struct{} { return s.reset }
+type Subscription[M any] = subscription.Queue[M]
 
 // base is what both kinds of watchers share: subscribers and publishing.
 type base[M any] struct {
@@ -44,10 +34,7 @@ type base[M any] struct {
 // subscribe adds a subscriber whose queue starts with initial. Called with
 // b.mu held.
 func (b *base[M]) subscribe(initial []M) *Subscription[M] {
-	s := &Subscription[M]{ch: make(chan M, b.ix.cfg.QueueSize+len(initial)), reset: make(chan struct{})}
-	for _, m := range initial {
-		s.ch <- m
-	}
+	s := subscription.NewQueue(b.ix.cfg.QueueSize, initial)
 	if b.subs == nil {
 		b.subs = map[*Subscription[M]]struct{}{}
 	}
@@ -63,16 +50,14 @@ func (b *base[M]) publish(msgs []M) {
 	}
 	for s := range b.subs {
 		for _, m := range msgs {
-			select {
-			case s.ch <- m:
+			if s.TryPut(m) {
 				continue
-			default:
 			}
 			// Counted before the reset is signalled, so that whoever sees
 			// the reset sees it counted.
 			b.ix.metrics.StreamResets.WithLabelValues(b.rpc).Inc()
 			delete(b.subs, s)
-			s.once.Do(func() { close(s.reset) })
+			s.Abort()
 			break
 		}
 	}
