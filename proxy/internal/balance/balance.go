@@ -69,6 +69,13 @@ func (e *Endpoint[T]) decayed(now time.Time) float64 {
 	return e.ewma * w
 }
 
+// measured reports whether a latency of e was ever observed.
+func (e *Endpoint[T]) measured() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return !e.lastSeen.IsZero()
+}
+
 // observe folds a measured latency in: a peak is taken at once, a lower
 // value only gradually.
 func (e *Endpoint[T]) observe(rtt time.Duration, now time.Time) {

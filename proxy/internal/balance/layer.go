@@ -2,6 +2,7 @@ package balance
 
 import (
 	"net/http"
+	"net/http/httptrace"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -23,6 +24,8 @@ type LayerConfig struct {
 	// it was not sent (at least 1).
 	Attempts int
 	Log      logr.Logger
+	// Now is the clock (nil: time.Now); tests replace it.
+	Now func() time.Time
 }
 
 // HTTP is the layer that sends each request to an endpoint of a target's
@@ -44,7 +47,34 @@ func NewHTTP(cfg LayerConfig, b *Balancer[discovery.Endpoint], next http.RoundTr
 	if cfg.Attempts < 1 {
 		cfg.Attempts = 1
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	return &HTTP{cfg: cfg, b: b, next: next}
+}
+
+// firstRoundTrip sends a request to an endpoint never measured, whose
+// first requests usually open its connection: the latency the balancer
+// learns is the endpoint's answer, from the moment a connection was in
+// hand, not the connect and TLS handshake. Counted with them, one slow
+// handshake (a busy node, a pod just started) would make a new endpoint
+// look many times slower than the others, and the peak would keep it
+// nearly idle until it decayed, tens of seconds later.
+func (l *HTTP) firstRoundTrip(req *http.Request, ex *stack.Exchange, done func(time.Duration)) (*http.Response, error) {
+	var gotConn time.Time
+	trace := &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { gotConn = l.cfg.Now() }}
+	resp, err := l.next.RoundTrip(req.WithContext(httptrace.WithClientTrace(req.Context(), trace)))
+	if err != nil || gotConn.IsZero() {
+		return resp, err
+	}
+	answer := max(l.cfg.Now().Sub(gotConn), time.Nanosecond)
+	ex.Release = func(headerLatency time.Duration) {
+		if headerLatency == 0 {
+			answer = 0 // no response reached the client: no sample
+		}
+		done(answer)
+	}
+	return resp, err
 }
 
 // RoundTrip balances the request.
@@ -63,7 +93,13 @@ func (l *HTTP) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	for attempt := 1; ; attempt++ {
 		ex.Endpoint, ex.Picked, ex.Release = ep.Value, true, done
-		resp, err := l.next.RoundTrip(req)
+		var resp *http.Response
+		var err error
+		if ep.measured() {
+			resp, err = l.next.RoundTrip(req)
+		} else {
+			resp, err = l.firstRoundTrip(req, ex, done)
+		}
 		notSent := false
 		if err == nil {
 			_, marked := resp.Header[notSentKey]
