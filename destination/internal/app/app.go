@@ -33,6 +33,7 @@ import (
 	"github.com/linkerd-go/linkerd-go/destination/internal/identity"
 	"github.com/linkerd-go/linkerd-go/destination/internal/k8s"
 	"github.com/linkerd-go/linkerd-go/destination/internal/metrics"
+	"github.com/linkerd-go/linkerd-go/destination/internal/policy"
 	"github.com/linkerd-go/linkerd-go/destination/internal/server"
 	"github.com/linkerd-go/linkerd-go/destination/internal/watch"
 )
@@ -47,9 +48,10 @@ type Deps struct {
 	Dynamic  dynamic.Interface
 	Registry *prometheus.Registry
 
-	GRPCListener  net.Listener
-	AdminListener net.Listener
-	Identity      identityv1.IdentityServiceClient
+	GRPCListener   net.Listener
+	PolicyListener net.Listener
+	AdminListener  net.Listener
+	Identity       identityv1.IdentityServiceClient
 }
 
 // NewLogger returns the logger the flags ask for, writing to w.
@@ -90,6 +92,18 @@ func Run(ctx context.Context, cfg Config, d Deps) (err error) {
 	if err != nil {
 		return err
 	}
+	policyInformers, err := k8s.NewPolicy(d.Dynamic)
+	if err != nil {
+		return err
+	}
+	policyCfg, err := cfg.policyConfig(opaque)
+	if err != nil {
+		return err
+	}
+	policies, err := policy.New(log.WithName("policy"), policyCfg, cluster.Pods, cluster.Namespaces, policyInformers, m)
+	if err != nil {
+		return err
+	}
 
 	// Our own certificate.
 	var certs *identity.Client
@@ -127,19 +141,28 @@ func Run(ctx context.Context, cfg Config, d Deps) (err error) {
 		return status.Error(codes.Internal, "internal error")
 	})
 	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall)}
-	gs := grpc.NewServer(
-		grpc.Creds(creds),
-		grpc.MaxConcurrentStreams(uint32(cfg.MaxConcurrentStreams)),
-		grpc.MaxRecvMsgSize(64<<10),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-		grpc.ChainUnaryInterceptor(grpcMetrics.UnaryServerInterceptor(), logging.UnaryServerInterceptor(logger(grpcLog), logOpts...), recovery.UnaryServerInterceptor(recover)),
-		grpc.ChainStreamInterceptor(grpcMetrics.StreamServerInterceptor(), logging.StreamServerInterceptor(logger(grpcLog), logOpts...), recovery.StreamServerInterceptor(recover)),
-	)
+	// The discovery and policy APIs are served on two ports with the same
+	// TLS, limits, metrics and logging.
+	newServer := func() *grpc.Server {
+		return grpc.NewServer(
+			grpc.Creds(creds),
+			grpc.MaxConcurrentStreams(uint32(cfg.MaxConcurrentStreams)),
+			grpc.MaxRecvMsgSize(64<<10),
+			grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+			grpc.ChainUnaryInterceptor(grpcMetrics.UnaryServerInterceptor(), logging.UnaryServerInterceptor(logger(grpcLog), logOpts...), recovery.UnaryServerInterceptor(recover)),
+			grpc.ChainStreamInterceptor(grpcMetrics.StreamServerInterceptor(), logging.StreamServerInterceptor(logger(grpcLog), logOpts...), recovery.StreamServerInterceptor(recover)),
+		)
+	}
+	gs, ps := newServer(), newServer()
 	dest := server.New(log.WithName("server"), index, m, cfg.ClusterDomain)
 	dest.Register(gs)
+	pol := server.NewPolicy(log.WithName("policy-server"), policies, m)
+	pol.Register(ps)
 	grpcMetrics.InitializeMetrics(gs)
+	grpcMetrics.InitializeMetrics(ps)
 
-	ready := func() bool { return cluster.HasSynced() && (certs == nil || certs.Ready()) }
+	synced := func() bool { return cluster.HasSynced() && policyInformers.HasSynced() }
+	ready := func() bool { return synced() && (certs == nil || certs.Ready()) }
 	admin := &http.Server{
 		Handler:           adminHandler(reg, ready),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -148,15 +171,20 @@ func Run(ctx context.Context, cfg Config, d Deps) (err error) {
 		MaxHeaderBytes:    16 << 10,
 	}
 
-	grpcLis, adminLis := d.GRPCListener, d.AdminListener
-	if grpcLis == nil {
-		if grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
-			return err
+	grpcLis, policyLis, adminLis := d.GRPCListener, d.PolicyListener, d.AdminListener
+	for _, l := range []struct {
+		lis  *net.Listener
+		addr string
+	}{{&grpcLis, cfg.GRPCAddr}, {&policyLis, cfg.PolicyAddr}, {&adminLis, cfg.AdminAddr}} {
+		if *l.lis != nil {
+			continue
 		}
-	}
-	if adminLis == nil {
-		if adminLis, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
-			grpcLis.Close()
+		if *l.lis, err = net.Listen("tcp", l.addr); err != nil {
+			for _, open := range []net.Listener{grpcLis, policyLis, adminLis} {
+				if open != nil {
+					open.Close()
+				}
+			}
 			return err
 		}
 	}
@@ -164,7 +192,10 @@ func Run(ctx context.Context, cfg Config, d Deps) (err error) {
 	g, gctx := errgroup.WithContext(ctx)
 	cluster.Start(gctx)
 	defer cluster.Shutdown()
+	policyInformers.Start(gctx)
+	defer policyInformers.Shutdown()
 	g.Go(func() error { index.Run(gctx); return nil })
+	g.Go(func() error { policies.Run(gctx); return nil })
 	if certs != nil {
 		g.Go(func() error { return certs.Run(gctx) })
 	}
@@ -181,44 +212,58 @@ func Run(ctx context.Context, cfg Config, d Deps) (err error) {
 		defer cancel()
 		return admin.Shutdown(sctx)
 	})
-	g.Go(func() error {
-		// Serve once the caches hold the cluster and a certificate is held.
+	// Serve once the caches hold the cluster and a certificate is held.
+	waitReady := func() bool {
 		if err := cluster.WaitForSync(gctx); err != nil {
-			grpcLis.Close()
-			return nil
+			return false
 		}
-		log.Info("informer caches synced")
+		if err := policyInformers.WaitForSync(gctx); err != nil {
+			return false
+		}
 		if certs != nil {
 			if err := certs.WaitReady(gctx); err != nil {
-				grpcLis.Close()
-				return nil
+				return false
 			}
 		}
-		log.Info("gRPC server listening", "addr", grpcLis.Addr().String(), "tls", certs != nil)
-		if err := gs.Serve(grpcLis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-			return fmt.Errorf("gRPC server: %w", err)
-		}
-		return nil
-	})
-	g.Go(func() error {
-		<-gctx.Done()
-		// End the streams (clients reconnect elsewhere), then drain.
-		dest.Stop()
-		done := make(chan struct{})
-		go func() {
-			gs.GracefulStop()
-			close(done)
-		}()
-		timer := time.NewTimer(cfg.ShutdownTimeout)
-		defer timer.Stop()
-		select {
-		case <-done:
-		case <-timer.C:
-			gs.Stop()
-			<-done
-		}
-		return nil
-	})
+		return true
+	}
+	for _, srv := range []struct {
+		name string
+		gs   *grpc.Server
+		lis  net.Listener
+		stop func()
+	}{{"gRPC", gs, grpcLis, dest.Stop}, {"policy gRPC", ps, policyLis, pol.Stop}} {
+		g.Go(func() error {
+			if !waitReady() {
+				srv.lis.Close()
+				return nil
+			}
+			log.Info(srv.name+" server listening", "addr", srv.lis.Addr().String(), "tls", certs != nil)
+			if err := srv.gs.Serve(srv.lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+				return fmt.Errorf("%s server: %w", srv.name, err)
+			}
+			return nil
+		})
+		g.Go(func() error {
+			<-gctx.Done()
+			// End the streams (clients reconnect elsewhere), then drain.
+			srv.stop()
+			done := make(chan struct{})
+			go func() {
+				srv.gs.GracefulStop()
+				close(done)
+			}()
+			timer := time.NewTimer(cfg.ShutdownTimeout)
+			defer timer.Stop()
+			select {
+			case <-done:
+			case <-timer.C:
+				srv.gs.Stop()
+				<-done
+			}
+			return nil
+		})
+	}
 	return g.Wait()
 }
 

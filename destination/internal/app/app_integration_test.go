@@ -60,12 +60,13 @@ func TestMain(m *testing.M) {
 
 // running is destination started by Run against a real API server.
 type running struct {
-	t     *testing.T
-	kube  kubernetes.Interface
-	dyn   dynamic.Interface
-	conn  *grpc.ClientConn
-	admin string
-	ns    string
+	t      *testing.T
+	kube   kubernetes.Interface
+	dyn    dynamic.Interface
+	conn   *grpc.ClientConn
+	policy *grpc.ClientConn
+	admin  string
+	ns     string
 }
 
 // startDestination runs destination (plaintext gRPC) against cfg's API
@@ -93,6 +94,10 @@ func startDestination(t *testing.T, rc *rest.Config) *running {
 	if err != nil {
 		t.Fatal(err)
 	}
+	policyLis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	r.admin = "http://" + adminLis.Addr().String()
 	cfg, err := ParseFlags([]string{"--insecure-plaintext-grpc", "--shutdown-timeout=5s"}, io.Discard)
 	if err != nil {
@@ -101,13 +106,18 @@ func startDestination(t *testing.T, rc *rest.Config) *running {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, cfg, Deps{Log: testr.New(t), Kube: kube, Metadata: meta, Dynamic: r.dyn, Registry: prometheus.NewRegistry(), GRPCListener: grpcLis, AdminListener: adminLis})
+		done <- Run(ctx, cfg, Deps{Log: testr.New(t), Kube: kube, Metadata: meta, Dynamic: r.dyn, Registry: prometheus.NewRegistry(), GRPCListener: grpcLis, PolicyListener: policyLis, AdminListener: adminLis})
 	}()
 	r.conn, err = grpc.NewClient(grpcLis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
+	r.policy, err = grpc.NewClient(policyLis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
+		r.policy.Close()
 		r.conn.Close()
 		cancel()
 		if err := <-done; err != nil {
@@ -343,13 +353,19 @@ profile "`+fqdn+`" opaque=false budget=0.5/2/30s
 	expect(t, p, `profile "`+fqdn+`" opaque=false budget=0.2/10/10s`)
 
 	// The metrics show the open streams.
+	r.expectMetrics(`destination_streams_open{rpc="get"} 3`, `destination_streams_open{rpc="get_profile"} 1`, `grpc_server_started_total{grpc_method="Get"`)
+}
+
+// expectMetrics checks that /metrics has lines containing each of wants.
+func (r *running) expectMetrics(wants ...string) {
+	r.t.Helper()
 	rsp, err := http.Get(r.admin + "/metrics")
 	r.check(err)
 	body, _ := io.ReadAll(rsp.Body)
 	rsp.Body.Close()
-	for _, want := range []string{`destination_streams_open{rpc="get"} 3`, `destination_streams_open{rpc="get_profile"} 1`, `grpc_server_started_total{grpc_method="Get"`} {
+	for _, want := range wants {
 		if !strings.Contains(string(body), want) {
-			t.Errorf("metrics lack %q", want)
+			r.t.Errorf("metrics lack %q", want)
 		}
 	}
 }

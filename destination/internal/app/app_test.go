@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -20,6 +22,8 @@ import (
 	metadatafake "k8s.io/client-go/metadata/fake"
 
 	destinationv1 "github.com/linkerd-go/linkerd-go/api/linkerd/destination/v1"
+	policyv1 "github.com/linkerd-go/linkerd-go/api/linkerd/policy/v1"
+	"github.com/linkerd-go/linkerd-go/destination/internal/k8s"
 	"github.com/linkerd-go/linkerd-go/destination/internal/profile"
 )
 
@@ -31,7 +35,7 @@ func TestFlags(t *testing.T) {
 	if cfg.IdentityAddr != "linkerd-identity-headless.linkerd.svc.cluster.local:8080" ||
 		cfg.IdentityServerName != "linkerd-identity.linkerd.serviceaccount.identity.linkerd.cluster.local" ||
 		cfg.OwnName().String() != "linkerd-destination.linkerd.serviceaccount.identity.linkerd.cluster.local" ||
-		cfg.InsecurePlaintextGRPC {
+		cfg.InsecurePlaintextGRPC || cfg.PolicyAddr != ":8090" || cfg.DefaultInboundPolicy != "all-unauthenticated" {
 		t.Fatalf("defaults: %+v", cfg)
 	}
 	for _, bad := range [][]string{
@@ -41,6 +45,10 @@ func TestFlags(t *testing.T) {
 		{"--log-level=loud"},
 		{"--identity-service-account=a.b"},
 		{"--identity-token-file="},
+		{"--default-inbound-policy=allow"},
+		{"--cluster-networks=10.0.0.0/8,bogus"},
+		{"--probe-networks=::/129"},
+		{"--policy-addr="},
 		{"extra"},
 	} {
 		if _, err := ParseFlags(bad, io.Discard); err == nil {
@@ -52,15 +60,15 @@ func TestFlags(t *testing.T) {
 // TestServe runs destination over fake clients in plaintext and checks the
 // admin endpoints, the gRPC status codes and shutdown.
 func TestServe(t *testing.T) {
-	kube := fake.NewClientset()
+	kube := fake.NewClientset(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-1", Namespace: "ns"}})
 	metaScheme := metadatafake.NewTestScheme()
 	if err := metav1.AddMetaToScheme(metaScheme); err != nil {
 		t.Fatal(err)
 	}
 	meta := metadatafake.NewSimpleMetadataClient(metaScheme)
-	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{
-		profile.GVR: "ServiceProfileList",
-	})
+	listKinds := map[schema.GroupVersionResource]string{profile.GVR: "ServiceProfileList"}
+	maps.Copy(listKinds, k8s.PolicyGVRs)
+	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), listKinds)
 	grpcLis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -69,14 +77,18 @@ func TestServe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := ParseFlags([]string{"--insecure-plaintext-grpc"}, io.Discard)
+	policyLis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := ParseFlags([]string{"--insecure-plaintext-grpc", "--default-inbound-policy=deny"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, cfg, Deps{Log: testr.New(t), Kube: kube, Metadata: meta, Dynamic: dyn, GRPCListener: grpcLis, AdminListener: adminLis})
+		done <- Run(ctx, cfg, Deps{Log: testr.New(t), Kube: kube, Metadata: meta, Dynamic: dyn, GRPCListener: grpcLis, PolicyListener: policyLis, AdminListener: adminLis})
 	}()
 	conn, err := grpc.NewClient(grpcLis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -122,10 +134,51 @@ func TestServe(t *testing.T) {
 		t.Fatalf("profile %v, %v; want opaque by default", m, err)
 	}
 
+	// The policy API on its own port: the configured default, and the
+	// status codes of bad requests.
+	pconn, err := grpc.NewClient(policyLis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pconn.Close()
+	pclient := policyv1.NewInboundPolicyServiceClient(pconn)
+	watch := func(ns, pod string, port uint32) (grpc.ServerStreamingClient[policyv1.WatchPortResponse], *policyv1.WatchPortResponse, error) {
+		w, err := pclient.WatchPort(context.Background(), &policyv1.WatchPortRequest{
+			Workload: &policyv1.Workload{Kind: &policyv1.Workload_Pod{Pod: &policyv1.Workload_PodRef{Namespace: ns, Name: pod}}}, Port: port,
+		}, grpc.WaitForReady(true))
+		if err != nil {
+			return nil, nil, err
+		}
+		m, err := w.Recv()
+		return w, m, err
+	}
+	ws, m, err := watch("ns", "web-1", 8080)
+	if err != nil || m.GetServer().GetLabels()["name"] != "deny" {
+		t.Fatalf("policy %v, %v; want the deny default", m, err)
+	}
+	for _, bad := range []struct {
+		ns, pod string
+		port    uint32
+		want    codes.Code
+	}{
+		{"ns", "nope", 8080, codes.NotFound},
+		{"ns", "web-1", 0, codes.InvalidArgument},
+		{"ns", "web-1", 70000, codes.InvalidArgument},
+		{"NS", "web-1", 80, codes.InvalidArgument},
+		{"ns", "", 80, codes.InvalidArgument},
+	} {
+		if _, _, err := watch(bad.ns, bad.pod, bad.port); status.Code(err) != bad.want {
+			t.Errorf("WatchPort %s/%s:%d: %v, want %v", bad.ns, bad.pod, bad.port, err, bad.want)
+		}
+	}
+
 	// Shutdown ends open streams with UNAVAILABLE.
 	cancel()
 	if _, err := s.Recv(); status.Code(err) != codes.Unavailable {
 		t.Fatalf("stream at shutdown: %v, want Unavailable", err)
+	}
+	if _, err := ws.Recv(); status.Code(err) != codes.Unavailable {
+		t.Fatalf("policy stream at shutdown: %v, want Unavailable", err)
 	}
 	if err := <-done; err != nil {
 		t.Fatal(err)

@@ -12,12 +12,14 @@ import (
 
 	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
 	"github.com/linkerd-go/linkerd-go/api/mesh"
+	"github.com/linkerd-go/linkerd-go/destination/internal/policy"
 )
 
 // Config is destination's configuration.
 type Config struct {
-	GRPCAddr  string
-	AdminAddr string
+	GRPCAddr   string
+	PolicyAddr string
+	AdminAddr  string
 	// Kubeconfig is a kubeconfig file; empty means in-cluster.
 	Kubeconfig string
 
@@ -30,6 +32,11 @@ type Config struct {
 	MaxConcurrentStreams  uint
 	ShutdownTimeout       time.Duration
 	InsecurePlaintextGRPC bool
+
+	// Inbound policy.
+	DefaultInboundPolicy string
+	ClusterNetworks      string
+	ProbeNetworks        string
 
 	// Identity of destination's own server certificate.
 	ServiceAccount     string
@@ -44,7 +51,10 @@ type Config struct {
 
 // Defaults.
 const (
-	defaultGRPCAddr        = ":8086"
+	defaultGRPCAddr   = ":8086"
+	defaultPolicyAddr = ":8090"
+	// Linkerd's default: the private and carrier-grade NAT ranges.
+	defaultClusterNetworks = "10.0.0.0/8,100.64.0.0/10,172.16.0.0/12,192.168.0.0/16,fd00::/8"
 	defaultAdminAddr       = ":9996"
 	defaultTokenFile       = "/var/run/secrets/tokens/linkerd-identity-token"
 	defaultTrustAnchors    = "/var/run/linkerd/identity/trust-roots/ca-bundle.crt"
@@ -58,6 +68,10 @@ func ParseFlags(args []string, output io.Writer) (Config, error) {
 	fs := flag.NewFlagSet("destination", flag.ContinueOnError)
 	fs.SetOutput(output)
 	fs.StringVar(&c.GRPCAddr, "grpc-addr", defaultGRPCAddr, "address of the destination gRPC server")
+	fs.StringVar(&c.PolicyAddr, "policy-addr", defaultPolicyAddr, "address of the inbound policy gRPC server (linkerd.policy.v1.InboundPolicyService)")
+	fs.StringVar(&c.DefaultInboundPolicy, "default-inbound-policy", string(policy.AllUnauthenticated), "policy of the ports no Server describes, where neither the pod nor its namespace has the config.linkerd.io/default-inbound-policy annotation: all-unauthenticated, all-authenticated, cluster-unauthenticated, cluster-authenticated, deny or audit")
+	fs.StringVar(&c.ClusterNetworks, "cluster-networks", defaultClusterNetworks, "the cluster's pod and node networks (comma-separated CIDRs), for the cluster-* policies and ServerAuthorizations without networks")
+	fs.StringVar(&c.ProbeNetworks, "probe-networks", "0.0.0.0/0,::/0", "networks the kubelet's probes come from (comma-separated CIDRs); they reach the pods' HTTP probe paths unauthenticated (empty: no probe exception)")
 	fs.StringVar(&c.AdminAddr, "admin-addr", defaultAdminAddr, "address of the admin server (/metrics, /ready, /live)")
 	fs.StringVar(&c.Kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster configuration)")
 	fs.StringVar(&c.ClusterDomain, "cluster-domain", "cluster.local", "the cluster's DNS domain")
@@ -103,8 +117,17 @@ func (c *Config) OwnName() identityv1.Name {
 // Validate checks the configuration.
 func (c *Config) Validate() error {
 	var errs []error
-	if c.GRPCAddr == "" || c.AdminAddr == "" {
-		errs = append(errs, errors.New("--grpc-addr and --admin-addr are required"))
+	if c.GRPCAddr == "" || c.PolicyAddr == "" || c.AdminAddr == "" {
+		errs = append(errs, errors.New("--grpc-addr, --policy-addr and --admin-addr are required"))
+	}
+	if _, err := policy.ParseDefaultPolicy(c.DefaultInboundPolicy); err != nil {
+		errs = append(errs, fmt.Errorf("--default-inbound-policy: %w", err))
+	}
+	if _, err := policy.ParseNetworks(c.ClusterNetworks); err != nil {
+		errs = append(errs, fmt.Errorf("--cluster-networks: %w", err))
+	}
+	if _, err := policy.ParseNetworks(c.ProbeNetworks); err != nil {
+		errs = append(errs, fmt.Errorf("--probe-networks: %w", err))
 	}
 	if c.ClusterDomain == "" {
 		errs = append(errs, errors.New("--cluster-domain is required"))
@@ -145,4 +168,30 @@ var logLevels = map[string]slog.Level{
 	"info":  slog.LevelInfo,
 	"debug": slog.Level(-1),
 	"trace": slog.Level(-2),
+}
+
+// policyConfig is the inbound policy's configuration (flags checked by
+// Validate).
+func (c *Config) policyConfig(opaque []mesh.PortRange) (policy.Config, error) {
+	def, err := policy.ParseDefaultPolicy(c.DefaultInboundPolicy)
+	if err != nil {
+		return policy.Config{}, err
+	}
+	cluster, err := policy.ParseNetworks(c.ClusterNetworks)
+	if err != nil {
+		return policy.Config{}, err
+	}
+	probes, err := policy.ParseNetworks(c.ProbeNetworks)
+	if err != nil {
+		return policy.Config{}, err
+	}
+	return policy.Config{
+		ControlPlaneNamespace: c.ControllerNamespace,
+		TrustDomain:           c.TrustDomain,
+		DefaultPolicy:         def,
+		ClusterNetworks:       cluster,
+		ProbeNetworks:         probes,
+		DefaultOpaquePorts:    opaque,
+		QueueSize:             c.StreamQueueSize,
+	}, nil
 }
