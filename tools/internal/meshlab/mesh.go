@@ -189,6 +189,7 @@ func (m *Mesh) start(ctx context.Context) error {
 	}
 	if m.Destination, err = m.StartProc("destination", nil, m.opts.Bins.Destination,
 		"--grpc-addr", gw+":8086",
+		"--policy-addr", gw+":8090",
 		"--admin-addr", gw+":9996",
 		"--kubeconfig", destKubeconfig,
 		"--controller-namespace", ControlPlaneNS,

@@ -75,6 +75,7 @@ func (m *Mesh) createObjects(ctx context.Context) error {
 			{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: []string{"list", "watch"}},
 			{APIGroups: []string{"apps"}, Resources: []string{"replicasets"}, Verbs: []string{"list", "watch"}},
 			{APIGroups: []string{"linkerd.io"}, Resources: []string{"serviceprofiles"}, Verbs: []string{"list", "watch"}},
+			{APIGroups: []string{"policy.linkerd.io"}, Resources: []string{"servers", "serverauthorizations", "authorizationpolicies", "meshtlsauthentications", "networkauthentications", "httproutes"}, Verbs: []string{"list", "watch"}},
 		},
 	}
 	for sa, r := range rules {

@@ -1,5 +1,5 @@
 {{/*
-destination: service discovery and profiles (destination/README.md).
+destination: service discovery, profiles and inbound policy (destination/README.md).
 Each template takes the linkerd-control-plane chart's root context; this
 component's values are its `destination` section.
 */}}
@@ -9,9 +9,10 @@ component's values are its `destination` section.
 {{- $ns := .Release.Namespace -}}
 {{- $c := dict "root" . "component" "destination" "section" $v.destination "name" "linkerd-destination" -}}
 {{- /*
-Ports. Proxies reach the gRPC port 8086 with TLS that destination terminates
-itself, with server name linkerd-destination.<ns>.serviceaccount.identity.<ns>.<trust-domain>,
-which is also this pod's own proxy identity: 8086 bypasses the local proxy
+Ports. Proxies reach the gRPC ports 8086 (discovery) and 8090 (inbound
+policy) with TLS that destination terminates itself, with server name
+linkerd-destination.<ns>.serviceaccount.identity.<ns>.<trust-domain>,
+which is also this pod's own proxy identity: both bypass the local proxy
 (inbound skip, announced by config.linkerd.io/skip-inbound-ports), or the
 proxy would take those connections as its own. Outbound, destination talks
 to the Kubernetes API (informers) and to identity's gRPC port 8080 for its
@@ -19,7 +20,7 @@ own certificate, over TLS it checks itself against identity's name: both
 skip the proxy, so that destination never depends on its own proxy, which in
 turn needs destination for discovery.
 */ -}}
-{{- $skipIn := "8086" -}}
+{{- $skipIn := "8086,8090" -}}
 {{- $skipOut := include "partials.joinLists" (list $v.proxyInit.ignoreOutboundPorts $v.proxyInit.kubeAPIServerPorts "8080") -}}
 apiVersion: v1
 kind: ServiceAccount
@@ -62,6 +63,24 @@ spec:
     port: 8086
     targetPort: 8086
 ---
+# The inbound policy API. Headless, like linkerd-dst-headless: each proxy
+# resolves every replica and keeps its policy streams on them.
+apiVersion: v1
+kind: Service
+metadata:
+  name: linkerd-policy
+  namespace: {{ $ns }}
+  labels:
+    {{- include "partials.labels" $c | nindent 4 }}
+spec:
+  clusterIP: None
+  selector:
+    {{- include "partials.selectorLabels" $c | nindent 4 }}
+  ports:
+  - name: grpc
+    port: 8090
+    targetPort: 8090
+---
 apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -90,23 +109,26 @@ spec:
       initContainers:
       - {{ include "partials.proxy-init" (dict "root" . "ignoreInboundPorts" $skipIn "ignoreOutboundPorts" "8080") | indent 8 | trim }}
       {{- if $v.proxy.nativeSidecar }}
-      - {{ include "partials.proxy" (dict "root" . "sa" "linkerd-destination" "inboundPorts" "8086,9996") | indent 8 | trim }}
+      - {{ include "partials.proxy" (dict "root" . "sa" "linkerd-destination" "inboundPorts" "8086,8090,9996") | indent 8 | trim }}
       {{- end }}
       containers:
       {{- if not $v.proxy.nativeSidecar }}
-      - {{ include "partials.proxy" (dict "root" . "sa" "linkerd-destination" "inboundPorts" "8086,9996") | indent 8 | trim }}
+      - {{ include "partials.proxy" (dict "root" . "sa" "linkerd-destination" "inboundPorts" "8086,8090,9996") | indent 8 | trim }}
       {{- end }}
       - name: destination
         image: {{ include "partials.image" (dict "root" . "image" $v.destination.image) }}
         imagePullPolicy: {{ include "partials.pullPolicy" (dict "root" . "image" $v.destination.image) }}
         args:
         - --grpc-addr=:8086
+        - --policy-addr=:8090
         - --admin-addr=:9996
         - --cluster-domain={{ $v.clusterDomain }}
         - --controller-namespace={{ $ns }}
         - --identity-trust-domain={{ include "partials.trustDomain" . }}
         - --default-opaque-ports={{ $v.proxy.opaquePorts }}
         - --enable-h2-upgrade={{ $v.enableH2Upgrade }}
+        - --default-inbound-policy={{ $v.proxy.defaultInboundPolicy }}
+        - --cluster-networks={{ $v.clusterNetworks }}
         - --identity-service-account=linkerd-destination
         - --identity-addr={{ include "partials.serviceAddr" (dict "root" . "name" "linkerd-identity-headless" "port" 8080) }}
         - --identity-server-name={{ include "partials.identityName" (dict "root" . "sa" "linkerd-identity") }}
@@ -116,6 +138,9 @@ spec:
         ports:
         - name: grpc
           containerPort: 8086
+          protocol: TCP
+        - name: policy-grpc
+          containerPort: 8090
           protocol: TCP
         - name: admin-http
           containerPort: 9996
@@ -174,6 +199,9 @@ rules:
   verbs: [list, watch]
 - apiGroups: [linkerd.io]
   resources: [serviceprofiles]
+  verbs: [list, watch]
+- apiGroups: [policy.linkerd.io]
+  resources: [servers, serverauthorizations, authorizationpolicies, meshtlsauthentications, networkauthentications, httproutes]
   verbs: [list, watch]
 ---
 apiVersion: rbac.authorization.k8s.io/v1
