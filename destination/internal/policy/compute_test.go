@@ -230,3 +230,11 @@ metadata: {name: ` + name + `, namespace: emoji}
 spec:
   ` + spec
 }
+
+func TestReadmeExamples(t *testing.T) {
+	s := storeOf(t, readFile("testdata/readme-examples.yaml"))
+	expectPolicy(t, s, "app", "backend-1", 8080, `
+server server/backend-http detect
+  authz authorizationpolicy/backend-from-web web.app.serviceaccount.identity.linkerd.cluster.local from `+anyNet+catchAll)
+	expectPolicy(t, s, "app", "backend-1", 6060, "server default/deny detect"+catchAll)
+}
