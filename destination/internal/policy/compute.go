@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/go-logr/logr"
+	"google.golang.org/protobuf/proto"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
@@ -37,6 +38,8 @@ type Computer struct {
 	log   logr.Logger
 	cfg   Config
 	store Store
+	// parsed is nil for a Computer without informers to keep it current.
+	parsed *parseCache
 }
 
 // NewComputer returns a Computer over store.
@@ -68,6 +71,14 @@ func inNamespace(ix cache.Indexer, ns string) []*unstructured.Unstructured {
 	return out
 }
 
+func (c *Computer) parseServerAuthorization(obj *unstructured.Unstructured) (*serverAuthorization, error) {
+	return parseServerAuthorization(obj, c.cfg)
+}
+
+func (c *Computer) parseMeshTLS(obj *unstructured.Unstructured) (*clients, error) {
+	return parseMeshTLS(obj, c.cfg)
+}
+
 // Pod returns a pod from the store, or nil.
 func (c *Computer) Pod(ns, name string) *corev1.Pod {
 	return get[*corev1.Pod](c.store.Pods, ns+"/"+name)
@@ -91,7 +102,7 @@ func (c *Computer) Compute(pod *corev1.Pod, port uint16) *policyv1.Server {
 	}
 	var authzs []authz
 	for _, obj := range inNamespace(c.store.ServerAuthorizations, ns) {
-		saz, err := parseServerAuthorization(obj, c.cfg)
+		saz, err := cached(c.parsed, KindServerAuthorization, obj, c.parseServerAuthorization)
 		if err == nil && saz.selects(srvName, srv.labels) {
 			authzs = append(authzs, saz.authz)
 		}
@@ -118,7 +129,7 @@ func (c *Computer) matchServer(pod *corev1.Pod, port uint16) (string, *server) {
 	var best *server
 	podLabels := labels.Set(pod.Labels)
 	for _, obj := range inNamespace(c.store.Servers, pod.Namespace) {
-		s, err := parseServer(obj)
+		s, err := cached(c.parsed, KindServer, obj, parseServer)
 		if err != nil || s.pods == nil || !s.pods.Matches(podLabels) || !selectsPort(pod, s.port, port) {
 			continue
 		}
@@ -240,7 +251,7 @@ func (c *Computer) opaque(pod *corev1.Pod, port uint16) bool {
 func (c *Computer) policies(ns string) []*authorizationPolicy {
 	var out []*authorizationPolicy
 	for _, obj := range inNamespace(c.store.AuthorizationPolicies, ns) {
-		if ap, err := parseAuthorizationPolicy(obj); err == nil {
+		if ap, err := cached(c.parsed, KindAuthorizationPolicy, obj, parseAuthorizationPolicy); err == nil {
 			out = append(out, ap)
 		}
 	}
@@ -262,7 +273,7 @@ func (c *Computer) resolve(ap *authorizationPolicy) (authz, bool) {
 		if obj == nil {
 			return fail(fmt.Errorf("no MeshTLSAuthentication %s/%s", ap.meshTLS.Namespace, ap.meshTLS.Name))
 		}
-		cl, err := parseMeshTLS(obj, c.cfg)
+		cl, err := cached(c.parsed, KindMeshTLSAuthentication, obj, c.parseMeshTLS)
 		if err != nil {
 			return fail(fmt.Errorf("MeshTLSAuthentication %s/%s: %w", ap.meshTLS.Namespace, ap.meshTLS.Name, err))
 		}
@@ -276,7 +287,7 @@ func (c *Computer) resolve(ap *authorizationPolicy) (authz, bool) {
 		if obj == nil {
 			return fail(fmt.Errorf("no NetworkAuthentication %s/%s", ap.network.Namespace, ap.network.Name))
 		}
-		nets, err := parseNetworkAuthentication(obj)
+		nets, err := cached(c.parsed, KindNetworkAuthentication, obj, parseNetworkAuthentication)
 		if err != nil {
 			return fail(fmt.Errorf("NetworkAuthentication %s/%s: %w", ap.network.Namespace, ap.network.Name, err))
 		}
@@ -297,7 +308,7 @@ func (c *Computer) routes(ns, srvName string, aps []*authorizationPolicy, probes
 	var found []entry
 	attached := false
 	for _, obj := range inNamespace(c.store.HTTPRoutes, ns) {
-		r, err := parseHTTPRoute(obj)
+		r, err := cached(c.parsed, KindHTTPRoute, obj, parseHTTPRoute)
 		if err != nil {
 			attached = attached || mentionsServer(obj, srvName)
 			continue
@@ -313,7 +324,8 @@ func (c *Computer) routes(ns, srvName string, aps []*authorizationPolicy, probes
 				}
 			}
 		}
-		route := r.route
+		// A copy: the parsed route is shared with other computations.
+		route := proto.Clone(r.route).(*policyv1.HttpRoute)
 		route.Authorizations = authorizations(authzs)
 		found = append(found, entry{r.created, route})
 	}

@@ -81,7 +81,7 @@ func New(log logr.Logger, cfg Config, pods, namespaces cache.SharedIndexInformer
 	ix := &Index{
 		log:      log,
 		cfg:      cfg,
-		computer: NewComputer(log, cfg, store),
+		computer: &Computer{log: log, cfg: cfg, store: store, parsed: &parseCache{}},
 		metrics:  m,
 		invalid:  m.PolicyInvalid,
 		watchers: map[Key]*watcher{},
@@ -122,6 +122,7 @@ func New(log logr.Logger, cfg Config, pods, namespaces cache.SharedIndexInformer
 					obj = t.Obj
 				}
 				events.Inc()
+				ix.computer.parsed.forget(h.kind, obj)
 				ix.dirty.Mark(time.Now(), h.touches(obj)...)
 			},
 		})
@@ -138,7 +139,7 @@ func (ix *Index) check(kind string, obj any) {
 	if !ok {
 		return
 	}
-	if err := Parse(kind, u, ix.cfg); err != nil {
+	if err := ix.computer.check(kind, u); err != nil {
 		ix.invalid.WithLabelValues(kind).Inc()
 		ix.log.Info("policy object left out", "kind", kind, "namespace", u.GetNamespace(), "name", u.GetName(), "err", err)
 	}

@@ -34,25 +34,31 @@ const (
 
 // Parse checks obj as an object of kind and returns why it cannot be
 // used, or nil. Index calls it on every change to log each unusable object
-// once; the computation parses again and leaves such objects out.
+// once; the computation leaves such objects out.
 func Parse(kind string, obj *unstructured.Unstructured, cfg Config) error {
+	return (&Computer{cfg: cfg}).check(kind, obj)
+}
+
+// check parses obj (through the cache, which it fills for the computations
+// that follow the change).
+func (c *Computer) check(kind string, obj *unstructured.Unstructured) error {
 	var err error
 	switch kind {
 	case KindServer:
 		var s *server
-		if s, err = parseServer(obj); err == nil && s.broken != "" {
+		if s, err = cached(c.parsed, kind, obj, parseServer); err == nil && s.broken != "" {
 			err = errors.New(s.broken)
 		}
 	case KindServerAuthorization:
-		_, err = parseServerAuthorization(obj, cfg)
+		_, err = cached(c.parsed, kind, obj, c.parseServerAuthorization)
 	case KindAuthorizationPolicy:
-		_, err = parseAuthorizationPolicy(obj)
+		_, err = cached(c.parsed, kind, obj, parseAuthorizationPolicy)
 	case KindMeshTLSAuthentication:
-		_, err = parseMeshTLS(obj, cfg)
+		_, err = cached(c.parsed, kind, obj, c.parseMeshTLS)
 	case KindNetworkAuthentication:
-		_, err = parseNetworkAuthentication(obj)
+		_, err = cached(c.parsed, kind, obj, parseNetworkAuthentication)
 	case KindHTTPRoute:
-		_, err = parseHTTPRoute(obj)
+		_, err = cached(c.parsed, kind, obj, parseHTTPRoute)
 	default:
 		err = fmt.Errorf("unknown kind %q", kind)
 	}
