@@ -57,30 +57,33 @@ func TestFlags(t *testing.T) {
 	}
 }
 
-// TestServe runs destination over fake clients in plaintext and checks the
-// admin endpoints, the gRPC status codes and shutdown.
-func TestServe(t *testing.T) {
-	kube := fake.NewClientset(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-1", Namespace: "ns"}})
+// fakeDeps are fake clients holding pod ns/web-1, and loopback listeners.
+func fakeDeps(t *testing.T) Deps {
+	t.Helper()
+	d := Deps{Log: testr.New(t), Kube: fake.NewClientset(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-1", Namespace: "ns"}})}
 	metaScheme := metadatafake.NewTestScheme()
 	if err := metav1.AddMetaToScheme(metaScheme); err != nil {
 		t.Fatal(err)
 	}
-	meta := metadatafake.NewSimpleMetadataClient(metaScheme)
+	d.Metadata = metadatafake.NewSimpleMetadataClient(metaScheme)
 	listKinds := map[schema.GroupVersionResource]string{profile.GVR: "ServiceProfileList"}
 	maps.Copy(listKinds, k8s.PolicyGVRs)
-	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), listKinds)
-	grpcLis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	d.Dynamic = dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), listKinds)
+	for _, l := range []*net.Listener{&d.GRPCListener, &d.PolicyListener, &d.AdminListener} {
+		var err error
+		if *l, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
 	}
-	adminLis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	policyLis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	return d
+}
+
+// TestServe runs destination over fake clients in plaintext and checks the
+// admin endpoints, the gRPC status codes and shutdown.
+func TestServe(t *testing.T) {
+	d := fakeDeps(t)
+	kube, meta, dyn := d.Kube, d.Metadata, d.Dynamic
+	grpcLis, policyLis, adminLis := d.GRPCListener, d.PolicyListener, d.AdminListener
 	cfg, err := ParseFlags([]string{"--insecure-plaintext-grpc", "--default-inbound-policy=deny"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)

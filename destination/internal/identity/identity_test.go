@@ -7,8 +7,6 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -25,9 +23,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
+	"github.com/linkerd-go/linkerd-go/destination/internal/identitytest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -37,55 +35,12 @@ var (
 	identityName = identityv1.Name{ServiceAccount: "linkerd-identity", Namespace: "linkerd", ControlPlaneNamespace: "linkerd", TrustDomain: "cluster.local"}
 )
 
-type ca struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	der  []byte
-}
-
-var serial int64
-
-func newCA(t *testing.T, parent *ca, cn string) *ca {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	serial++
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	signer, signerKey := tmpl, key
-	if parent != nil {
-		signer, signerKey = parent.cert, parent.key
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, signer, &key.PublicKey, signerKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return &ca{cert: cert, key: key, der: der}
-}
-
-func (c *ca) issue(t *testing.T, pub any, name string, lifetime time.Duration) []byte {
-	t.Helper()
-	serial++
-	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
-		SerialNumber: big.NewInt(serial), DNSNames: []string{name},
-		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(lifetime),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-	}, c.cert, pub, c.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return der
-}
-
 // fakeIdentity signs CSRs with an issuer under the root, and reports each
 // call on calls.
 type fakeIdentity struct {
 	identityv1.UnimplementedIdentityServiceServer
 	t        *testing.T
-	issuer   *ca
+	issuer   *identitytest.CA
 	lifetime time.Duration
 	token    string
 	calls    chan string // "ok" or the error code
@@ -100,22 +55,21 @@ func (f *fakeIdentity) Certify(_ context.Context, req *identityv1.CertifyRequest
 	if fail == nil && string(req.GetToken()) != token {
 		fail = status.Error(codes.Unauthenticated, "bad token")
 	}
-	csr, err := x509.ParseCertificateRequest(req.GetCertificateSigningRequest())
-	if fail == nil && (err != nil || csr.CheckSignature() != nil || len(csr.DNSNames) != 1 || csr.DNSNames[0] != req.GetIdentity()) {
-		fail = status.Error(codes.InvalidArgument, "bad CSR")
-	}
 	if fail != nil {
 		f.calls <- status.Code(fail).String()
 		return nil, fail
 	}
-	leaf := f.issuer.issue(f.t, csr.PublicKey, req.GetIdentity(), f.lifetime)
-	cert, _ := x509.ParseCertificate(leaf)
+	rsp, err := f.issuer.Certify(f.t, req, f.lifetime)
+	if err != nil {
+		f.calls <- codes.InvalidArgument.String()
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
 	f.calls <- "ok"
-	return &identityv1.CertifyResponse{LeafCertificate: leaf, IntermediateCertificates: [][]byte{f.issuer.der}, ValidUntil: timestamppb.New(cert.NotAfter)}, nil
+	return rsp, nil
 }
 
 type fixture struct {
-	root   *ca
+	root   *identitytest.CA
 	fake   *fakeIdentity
 	client *Client
 	clk    *fakeClock
@@ -187,7 +141,7 @@ func (t *fakeTimer) fire() {
 
 // start serves a fake identity service over TLS on loopback, dials it as
 // destination does, and runs a Client on a fake clock until the test ends.
-func start(t *testing.T, lifetime time.Duration, signer func(root *ca) *ca) *fixture {
+func start(t *testing.T, lifetime time.Duration, signer func(root *identitytest.CA) *identitytest.CA) *fixture {
 	t.Helper()
 	return startServer(t, lifetime, signer, false)
 }
@@ -198,10 +152,10 @@ func startGated(t *testing.T) *fixture {
 	return startServer(t, time.Hour, nil, true)
 }
 
-func startServer(t *testing.T, lifetime time.Duration, signer func(root *ca) *ca, gated bool) *fixture {
+func startServer(t *testing.T, lifetime time.Duration, signer func(root *identitytest.CA) *identitytest.CA, gated bool) *fixture {
 	t.Helper()
-	root := newCA(t, nil, "root")
-	issuer := newCA(t, root, "issuer")
+	root := identitytest.NewCA(t, nil, "root")
+	issuer := identitytest.NewCA(t, root, "issuer")
 	if signer != nil {
 		issuer = signer(root)
 	}
@@ -213,7 +167,7 @@ func startServer(t *testing.T, lifetime time.Duration, signer func(root *ca) *ca
 
 	// The identity service's own certificate, from the root.
 	serverKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	serverCert := tls.Certificate{Certificate: [][]byte{root.issue(t, &serverKey.PublicKey, identityName.String(), time.Hour)}, PrivateKey: serverKey}
+	serverCert := tls.Certificate{Certificate: [][]byte{root.Issue(t, &serverKey.PublicKey, identityName.String(), time.Hour)}, PrivateKey: serverKey}
 	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{serverCert}})))
 	identityv1.RegisterIdentityServiceServer(srv, f.fake)
 	var lis net.Listener
@@ -232,7 +186,7 @@ func startServer(t *testing.T, lifetime time.Duration, signer func(root *ca) *ca
 	}()
 
 	anchors := x509.NewCertPool()
-	anchors.AddCert(root.cert)
+	anchors.AddCert(root.Cert)
 	conn, err := Dial(lis.Addr().String(), identityName.String(), anchors)
 	if err != nil {
 		t.Fatal(err)
@@ -333,7 +287,7 @@ func TestObtainsAndRenews(t *testing.T) {
 
 	// A TLS client that trusts the root accepts the server configuration.
 	pool := x509.NewCertPool()
-	pool.AddCert(f.root.cert)
+	pool.AddCert(f.root.Cert)
 	srvConf := f.client.ServerTLSConfig()
 	got, err := srvConf.GetCertificate(nil)
 	if err != nil || got.Leaf == nil {
@@ -352,7 +306,7 @@ func TestObtainsAndRenews(t *testing.T) {
 func TestRefusesUntrustedChain(t *testing.T) {
 	// The identity service signs with an issuer that does not chain to the
 	// anchors: the certificate is refused and retried, backing off.
-	f := start(t, time.Hour, func(*ca) *ca { return newCA(t, nil, "rogue") })
+	f := start(t, time.Hour, func(*identitytest.CA) *identitytest.CA { return identitytest.NewCA(t, nil, "rogue") })
 	for i, want := range []time.Duration{time.Second, 2 * time.Second} {
 		f.nextCall(t)
 		tm := f.nextTimer(t)
