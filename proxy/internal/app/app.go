@@ -27,6 +27,7 @@ import (
 	"github.com/linkerd-go/linkerd-go/proxy/internal/metrics"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/outbound"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/selfaddr"
+	"github.com/linkerd-go/linkerd-go/proxy/internal/trustbundle"
 )
 
 func sideLimits(l config.SideLimits) forward.Limits {
@@ -43,7 +44,7 @@ func Run(ctx context.Context, cfg *config.Config, log logr.Logger) error {
 	if err != nil {
 		return fmt.Errorf("trust anchors: %w", err)
 	}
-	idConn, err := identity.Dial(cfg.IdentityAddr, cfg.IdentityName, store.Roots())
+	idConn, err := identity.Dial(cfg.IdentityAddr, cfg.IdentityName, store.Roots)
 	if err != nil {
 		return fmt.Errorf("identity service: %w", err)
 	}
@@ -97,6 +98,10 @@ func Run(ctx context.Context, cfg *config.Config, log logr.Logger) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return idClient.Run(gctx) })
+	if cfg.TrustAnchorsFile != "" {
+		bundle := trustbundle.New(trustbundle.Config{Path: cfg.TrustAnchorsFile}, store, m.Registry, log.WithName("trust-bundle"))
+		g.Go(func() error { return bundle.Run(gctx) })
+	}
 	trim := &memtrim.Trimmer{Sides: []memtrim.Counts{in.Connections, out.Connections}, Log: log.WithName("memtrim")}
 	g.Go(func() error { trim.Run(gctx); return nil })
 	g.Go(func() error { return admin.Serve(gctx, adminLn, admin.Handler(m.Registry, adminCfg)) })

@@ -32,6 +32,7 @@ var Vars = []Var{
 	{"LINKERD2_PROXY_CONTROL_LISTEN_ADDR", "0.0.0.0:4190", "control listener (reserved; not served yet)", false},
 	{"LINKERD2_PROXY_IDENTITY_LOCAL_NAME", "", "this proxy's mesh identity name", true},
 	{"LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS", "", "PEM bundle of the trust anchors", true},
+	{"LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS_FILE", "", "file of the trust bundle, read every 10s and swapped in live when it changes (empty: the anchors above, for good)", false},
 	{"LINKERD2_PROXY_IDENTITY_TOKEN_FILE", "/var/run/secrets/tokens/linkerd-identity-token", "projected ServiceAccount token (audience identity.l5d.io)", false},
 	{"LINKERD2_PROXY_IDENTITY_SVC_ADDR", "", "identity service address (host:port)", true},
 	{"LINKERD2_PROXY_IDENTITY_SVC_NAME", "", "identity service's mesh identity name", true},
@@ -72,6 +73,7 @@ type Config struct {
 	ControlAddr            string // reserved: not served yet, but never forwarded to
 	LocalName              string
 	TrustAnchorsPEM        []byte
+	TrustAnchorsFile       string
 	TokenFile              string
 	IdentityAddr           string
 	IdentityName           string
@@ -128,6 +130,7 @@ func FromEnv(getenv func(string) string) (*Config, error) {
 		ControlAddr:          get("LINKERD2_PROXY_CONTROL_LISTEN_ADDR"),
 		LocalName:            get("LINKERD2_PROXY_IDENTITY_LOCAL_NAME"),
 		TrustAnchorsPEM:      []byte(get("LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS")),
+		TrustAnchorsFile:     get("LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS_FILE"),
 		TokenFile:            get("LINKERD2_PROXY_IDENTITY_TOKEN_FILE"),
 		IdentityAddr:         get("LINKERD2_PROXY_IDENTITY_SVC_ADDR"),
 		IdentityName:         get("LINKERD2_PROXY_IDENTITY_SVC_NAME"),

@@ -379,7 +379,7 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	if dialName == "" {
 		dialName = identityName
 	}
-	conn, err := Dial(addr, dialName, store.Roots())
+	conn, err := Dial(addr, dialName, store.Roots)
 	if err != nil {
 		t.Fatal(err)
 	}

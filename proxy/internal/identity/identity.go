@@ -188,17 +188,16 @@ func newCSR(key *ecdsa.PrivateKey, name string) ([]byte, error) {
 
 // Dial returns the connection to the identity service at addr (a gRPC
 // target, e.g. "linkerd-identity-headless.linkerd.svc.cluster.local:8080").
-// The server must present a certificate chaining to roots that names exactly
+// The server must present a certificate chaining to the anchors roots returns
+// at each call (they change with the trust bundle) that names exactly
 // serverName, the identity service's own identity; TLS 1.3 only; the proxy
 // presents no certificate. See Conn for how calls reach the service. The
 // caller closes the connection.
-func Dial(addr, serverName string, roots *x509.CertPool, opts ...grpc.DialOption) (*Conn, error) {
-	if addr == "" || serverName == "" || roots == nil {
+func Dial(addr, serverName string, roots func() *x509.CertPool, opts ...grpc.DialOption) (*Conn, error) {
+	if addr == "" || serverName == "" || roots == nil || roots() == nil {
 		return nil, errors.New("identity address, server name and trust anchors are required")
 	}
-	creds := credentials.NewTLS(clientTLSConfig(serverName, roots))
-	c := &Conn{target: addr, opts: append([]grpc.DialOption{
-		grpc.WithTransportCredentials(creds),
+	c := &Conn{target: addr, serverName: serverName, roots: roots, opts: append([]grpc.DialOption{
 		// The identity service publishes no service config: no TXT lookups.
 		grpc.WithDisableServiceConfig(),
 	}, opts...)}
@@ -222,8 +221,10 @@ func Dial(addr, serverName string, roots *x509.CertPool, opts ...grpc.DialOption
 // Certify is called once a day, or every few seconds while identity is
 // unreachable, so a TLS handshake per call costs nothing that matters.
 type Conn struct {
-	target string
-	opts   []grpc.DialOption
+	target     string
+	serverName string
+	roots      func() *x509.CertPool // the anchors now: they change with the trust bundle
+	opts       []grpc.DialOption
 
 	mu     sync.Mutex
 	closed bool
@@ -233,7 +234,8 @@ type Conn struct {
 var _ grpc.ClientConnInterface = (*Conn)(nil)
 
 func (c *Conn) channel() (*grpc.ClientConn, error) {
-	cc, err := grpc.NewClient(c.target, c.opts...)
+	creds := credentials.NewTLS(clientTLSConfig(c.serverName, c.roots()))
+	cc, err := grpc.NewClient(c.target, append([]grpc.DialOption{grpc.WithTransportCredentials(creds)}, c.opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("identity service %q: %w", c.target, err)
 	}

@@ -495,7 +495,7 @@ func TestNew(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := Dial("127.0.0.1:1", identityName, store.Roots())
+	conn, err := Dial("127.0.0.1:1", identityName, store.Roots)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -510,7 +510,7 @@ func TestNew(t *testing.T) {
 	if _, err := New(Config{TokenPath: "/t"}, store, conn, reg, logr.Discard()); err == nil {
 		t.Error("New registered the metrics twice on one registry")
 	}
-	if _, err := Dial("", identityName, store.Roots()); err == nil {
+	if _, err := Dial("", identityName, store.Roots); err == nil {
 		t.Error("Dial accepted an empty address")
 	}
 }

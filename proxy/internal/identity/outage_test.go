@@ -148,7 +148,7 @@ func TestConnResolvesEveryCall(t *testing.T) {
 	var builds atomic.Int32
 	r.BuildCallback = func(resolver.Target, resolver.ClientConn, resolver.BuildOptions) { builds.Add(1) }
 	r.InitialState(resolver.State{Addresses: []resolver.Address{{Addr: h.addr}}})
-	conn, err := Dial("identity-test:///identity", identityName, h.store.Roots(), grpc.WithResolvers(r))
+	conn, err := Dial("identity-test:///identity", identityName, h.store.Roots, grpc.WithResolvers(r))
 	if err != nil {
 		t.Fatal(err)
 	}

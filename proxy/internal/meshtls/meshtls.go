@@ -4,9 +4,10 @@
 // presents exactly the identity discovery promised, and the server learns the
 // client's identity from its certificate.
 //
-// The identity client replaces the certificate with Set while traffic flows;
-// new handshakes use the new certificate, established connections keep the
-// one they were made with.
+// The identity client replaces the certificate with Set while traffic flows,
+// and a trust bundle update replaces the anchors with SetBundle; new
+// handshakes use the new certificate and verify against the new anchors,
+// established connections keep what they were made with.
 package meshtls
 
 import (
@@ -23,7 +24,7 @@ import (
 // Store is the proxy's mesh identity. It is safe for concurrent use.
 type Store struct {
 	localName string
-	roots     *x509.CertPool
+	bundle    atomic.Pointer[Bundle]
 	cert      atomic.Pointer[tls.Certificate]
 	ready     chan struct{}
 	readyOnce sync.Once
@@ -33,21 +34,40 @@ type Store struct {
 // NewStore returns a Store for the proxy's own identity name, trusting the
 // PEM bundle of anchors (several anchors are allowed, for rotation).
 func NewStore(localName string, anchorsPEM []byte) (*Store, error) {
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(anchorsPEM) {
-		return nil, errors.New("no trust anchor certificates in the PEM bundle")
+	b, err := ParseBundle(anchorsPEM)
+	if err != nil {
+		return nil, err
 	}
 	if localName == "" {
 		return nil, errors.New("empty local identity name")
 	}
-	return &Store{localName: localName, roots: roots, ready: make(chan struct{}), now: time.Now}, nil
+	s := &Store{localName: localName, ready: make(chan struct{}), now: time.Now}
+	s.bundle.Store(b)
+	return s, nil
 }
 
 // LocalName is the identity the proxy's certificates are for.
 func (s *Store) LocalName() string { return s.localName }
 
-// Roots are the trust anchors.
-func (s *Store) Roots() *x509.CertPool { return s.roots }
+// Roots are the trust anchors now.
+func (s *Store) Roots() *x509.CertPool { return s.bundle.Load().pool }
+
+// Bundle is the trust bundle now.
+func (s *Store) Bundle() *Bundle { return s.bundle.Load() }
+
+// SetBundle replaces the trust anchors. It refuses a bundle under which
+// the certificate the proxy holds would no longer verify: its peers could
+// then not verify it either, and the proxy would cut itself off. The
+// identity client's next certificate must chain to the new anchors too.
+func (s *Store) SetBundle(b *Bundle) error {
+	if cert := s.cert.Load(); cert != nil {
+		if _, err := chainTo(b.pool, cert.Leaf, cert.Certificate[1:], x509.ExtKeyUsageServerAuth, s.now()); err != nil {
+			return fmt.Errorf("refusing trust bundle: the proxy's own certificate does not verify under it: %w", err)
+		}
+	}
+	s.bundle.Store(b)
+	return nil
+}
 
 // Set installs a new certificate after checking it is for the local name
 // and chains to the anchors. cert.Leaf must be set.
@@ -83,6 +103,10 @@ func (s *Store) verify(leaf *x509.Certificate, intermediatesDER [][]byte, usage 
 }
 
 func (s *Store) chain(leaf *x509.Certificate, intermediatesDER [][]byte, usage x509.ExtKeyUsage) ([][]*x509.Certificate, error) {
+	return chainTo(s.Roots(), leaf, intermediatesDER, usage, s.now())
+}
+
+func chainTo(roots *x509.CertPool, leaf *x509.Certificate, intermediatesDER [][]byte, usage x509.ExtKeyUsage, now time.Time) ([][]*x509.Certificate, error) {
 	inter := x509.NewCertPool()
 	for _, der := range intermediatesDER {
 		c, err := x509.ParseCertificate(der)
@@ -92,9 +116,9 @@ func (s *Store) chain(leaf *x509.Certificate, intermediatesDER [][]byte, usage x
 		inter.AddCert(c)
 	}
 	return leaf.Verify(x509.VerifyOptions{
-		Roots:         s.roots,
+		Roots:         roots,
 		Intermediates: inter,
-		CurrentTime:   s.now(),
+		CurrentTime:   now,
 		KeyUsages:     []x509.ExtKeyUsage{usage},
 	})
 }
@@ -128,6 +152,8 @@ func PeerIdentity(cs tls.ConnectionState) string {
 // ServerConfig is the inbound side's TLS: TLS 1.3 only, our current
 // certificate, and a client certificate verified against the anchors when
 // the client presents one (meshed clients do; PeerIdentity then names it).
+// The anchors are those of the moment it is called: one config per
+// connection.
 func (s *Store) ServerConfig(nextProtos []string) *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS13,
@@ -139,7 +165,7 @@ func (s *Store) ServerConfig(nextProtos []string) *tls.Config {
 			return nil, errors.New("no certificate yet")
 		},
 		ClientAuth: tls.VerifyClientCertIfGiven,
-		ClientCAs:  s.roots,
+		ClientCAs:  s.Roots(),
 		// Mesh client certificates carry exactly one DNS SAN; check that
 		// shape beyond the chain verification.
 		VerifyConnection: func(cs tls.ConnectionState) error {
