@@ -11,6 +11,9 @@ import (
 	"github.com/linkerd-go/linkerd-go/proxy/internal/forward"
 )
 
+// key is the header as header maps hold it (canonical).
+var key = http.CanonicalHeaderKey(mesh.ClientIDHeader)
+
 // Layer sets l5d-client-id.
 type Layer struct {
 	next http.RoundTripper
@@ -22,9 +25,9 @@ func New(next http.RoundTripper) *Layer { return &Layer{next: next} }
 // RoundTrip replaces the request's l5d-client-id with the connection's
 // peer identity (none when the client is not meshed).
 func (l *Layer) RoundTrip(r *http.Request) (*http.Response, error) {
-	r.Header.Del(mesh.ClientIDHeader)
+	delete(r.Header, key)
 	if meta := forward.Meta(r.Context()); meta != nil && meta.PeerID != "" {
-		r.Header.Set(mesh.ClientIDHeader, meta.PeerID)
+		r.Header[key] = []string{meta.PeerID}
 	}
 	return l.next.RoundTrip(r)
 }

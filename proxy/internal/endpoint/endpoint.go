@@ -170,6 +170,10 @@ func SetLabels(l *metrics.Labels, e discovery.Endpoint) {
 	}
 }
 
+// origProtoKey is mesh.OrigProtoHeader as header maps hold it (canonical):
+// setting and clearing it then costs no canonicalization per request.
+var origProtoKey = http.CanonicalHeaderKey(mesh.OrigProtoHeader)
+
 // Picked is the layer that sends a request to the endpoint the balancer
 // picked (the exchange's Endpoint), and counts it under that endpoint's
 // labels.
@@ -205,9 +209,9 @@ func (p *Picked) RoundTrip(r *http.Request) (*http.Response, error) {
 		}
 	}
 	if origProto != "" {
-		r.Header.Set(mesh.OrigProtoHeader, origProto)
-	} else {
-		r.Header.Del(mesh.OrigProtoHeader)
+		r.Header[origProtoKey] = []string{origProto}
+	} else if _, ok := r.Header[origProtoKey]; ok {
+		delete(r.Header, origProtoKey)
 	}
 	return t.RoundTrip(r)
 }

@@ -11,6 +11,10 @@ import (
 	"github.com/linkerd-go/linkerd-go/api/mesh"
 )
 
+// key is the header as header maps hold it (canonical), so that reading it
+// costs no canonicalization per request.
+var key = http.CanonicalHeaderKey(mesh.OrigProtoHeader)
+
 // Layer downgrades marked requests.
 type Layer struct {
 	next http.RoundTripper
@@ -21,11 +25,12 @@ func New(next http.RoundTripper) *Layer { return &Layer{next: next} }
 
 // RoundTrip passes the request on in its original protocol.
 func (l *Layer) RoundTrip(r *http.Request) (*http.Response, error) {
-	v := r.Header.Get(mesh.OrigProtoHeader)
-	if v == "" {
+	vs := r.Header[key]
+	if len(vs) == 0 {
 		return l.next.RoundTrip(r)
 	}
-	r.Header.Del(mesh.OrigProtoHeader)
+	v := vs[0]
+	delete(r.Header, key)
 	minor, ok := mesh.ParseOrigProto(v)
 	if !ok || r.ProtoMajor != 2 {
 		return l.next.RoundTrip(r)
@@ -33,7 +38,7 @@ func (l *Layer) RoundTrip(r *http.Request) (*http.Response, error) {
 	r.ProtoMajor, r.ProtoMinor = 1, minor
 	resp, err := l.next.RoundTrip(r)
 	if err == nil {
-		resp.Header.Set(mesh.OrigProtoHeader, v)
+		resp.Header[key] = []string{v}
 	}
 	return resp, err
 }
