@@ -210,7 +210,7 @@ func (p *Picked) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 	if origProto != "" {
 		r.Header[origProtoKey] = []string{origProto}
-	} else if _, ok := r.Header[origProtoKey]; ok {
+	} else {
 		delete(r.Header, origProtoKey)
 	}
 	return t.RoundTrip(r)
