@@ -33,6 +33,7 @@ type Endpoint[T any] struct {
 	mu       sync.Mutex
 	ewma     float64 // nanoseconds
 	lastSeen time.Time
+	seen     atomic.Bool // lastSeen is set
 
 	// failures counts consecutive failed connects; ejection is its state
 	// out of the set (see eject.go).
@@ -69,12 +70,9 @@ func (e *Endpoint[T]) decayed(now time.Time) float64 {
 	return e.ewma * w
 }
 
-// measured reports whether a latency of e was ever observed.
-func (e *Endpoint[T]) measured() bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return !e.lastSeen.IsZero()
-}
+// measured reports whether a latency of e was ever observed; read on every
+// request, so without taking mu.
+func (e *Endpoint[T]) measured() bool { return e.seen.Load() }
 
 // observe folds a measured latency in: a peak is taken at once, a lower
 // value only gradually.
@@ -94,6 +92,7 @@ func (e *Endpoint[T]) observe(rtt time.Duration, now time.Time) {
 		}
 	}
 	e.lastSeen = now
+	e.seen.Store(true)
 }
 
 // Balancer holds the current endpoint set. Update replaces the set while

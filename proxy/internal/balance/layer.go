@@ -7,16 +7,11 @@ import (
 
 	"github.com/go-logr/logr"
 
-	"github.com/linkerd-go/linkerd-go/api/mesh"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/discovery"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/forward"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/replay"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/stack"
 )
-
-// notSentKey is mesh.NotSentHeader as responses' header maps hold it
-// (canonical), so that checking for it allocates nothing.
-var notSentKey = http.CanonicalHeaderKey(mesh.NotSentHeader)
 
 // LayerConfig tunes the balancer layers (HTTP and TCP).
 type LayerConfig struct {
@@ -102,10 +97,10 @@ func (l *HTTP) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		notSent := false
 		if err == nil {
-			_, marked := resp.Header[notSentKey]
+			_, marked := resp.Header[forward.NotSentKey]
 			notSent = marked && ep.Value.Identity != ""
 			if marked {
-				delete(resp.Header, notSentKey)
+				delete(resp.Header, forward.NotSentKey)
 			}
 		}
 		if attempt >= l.cfg.Attempts || !(notSent || (err != nil && forward.IsConnectError(err))) {

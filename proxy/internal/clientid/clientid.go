@@ -7,12 +7,8 @@ package clientid
 import (
 	"net/http"
 
-	"github.com/linkerd-go/linkerd-go/api/mesh"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/forward"
 )
-
-// key is the header as header maps hold it (canonical).
-var key = http.CanonicalHeaderKey(mesh.ClientIDHeader)
 
 // Layer sets l5d-client-id.
 type Layer struct {
@@ -25,9 +21,9 @@ func New(next http.RoundTripper) *Layer { return &Layer{next: next} }
 // RoundTrip replaces the request's l5d-client-id with the connection's
 // peer identity (none when the client is not meshed).
 func (l *Layer) RoundTrip(r *http.Request) (*http.Response, error) {
-	delete(r.Header, key)
+	delete(r.Header, forward.ClientIDKey)
 	if meta := forward.Meta(r.Context()); meta != nil && meta.PeerID != "" {
-		r.Header[key] = []string{meta.PeerID}
+		r.Header[forward.ClientIDKey] = []string{meta.PeerID}
 	}
 	return l.next.RoundTrip(r)
 }

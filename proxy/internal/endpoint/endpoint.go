@@ -18,7 +18,6 @@ import (
 	"time"
 
 	transportv1 "github.com/linkerd-go/linkerd-go/api/linkerd/transport/v1"
-	"github.com/linkerd-go/linkerd-go/api/mesh"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/discovery"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/forward"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/meshtls"
@@ -170,10 +169,6 @@ func SetLabels(l *metrics.Labels, e discovery.Endpoint) {
 	}
 }
 
-// origProtoKey is mesh.OrigProtoHeader as header maps hold it (canonical):
-// setting and clearing it then costs no canonicalization per request.
-var origProtoKey = http.CanonicalHeaderKey(mesh.OrigProtoHeader)
-
 // Picked is the layer that sends a request to the endpoint the balancer
 // picked (the exchange's Endpoint), and counts it under that endpoint's
 // labels.
@@ -209,9 +204,9 @@ func (p *Picked) RoundTrip(r *http.Request) (*http.Response, error) {
 		}
 	}
 	if origProto != "" {
-		r.Header[origProtoKey] = []string{origProto}
+		r.Header[forward.OrigProtoKey] = []string{origProto}
 	} else {
-		delete(r.Header, origProtoKey)
+		delete(r.Header, forward.OrigProtoKey)
 	}
 	return t.RoundTrip(r)
 }

@@ -24,6 +24,16 @@ const (
 	ErrDiscoveryFailed = "discovery failed"
 )
 
+// The mesh's headers as net/http's header maps hold them (canonical), for
+// direct map access on the request path: Header.Get, Set and Del with the
+// lowercase wire names of package mesh canonicalize them, with an
+// allocation, on every call.
+var (
+	ClientIDKey  = http.CanonicalHeaderKey(mesh.ClientIDHeader)
+	OrigProtoKey = http.CanonicalHeaderKey(mesh.OrigProtoHeader)
+	NotSentKey   = http.CanonicalHeaderKey(mesh.NotSentHeader)
+)
+
 func isDialError(err error) bool {
 	var op *net.OpError
 	return errors.As(err, &op) && op.Op == "dial"

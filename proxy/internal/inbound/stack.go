@@ -161,7 +161,7 @@ func (p *Proxy) newRequestStack() *httputil.ReverseProxy {
 		answer(w, r, err)
 	}
 	rp.ModifyResponse = func(resp *http.Response) error {
-		resp.Header.Del(mesh.NotSentHeader)
+		delete(resp.Header, forward.NotSentKey)
 		return nil
 	}
 	return rp

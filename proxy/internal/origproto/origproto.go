@@ -9,11 +9,8 @@ import (
 	"net/http"
 
 	"github.com/linkerd-go/linkerd-go/api/mesh"
+	"github.com/linkerd-go/linkerd-go/proxy/internal/forward"
 )
-
-// key is the header as header maps hold it (canonical), so that reading it
-// costs no canonicalization per request.
-var key = http.CanonicalHeaderKey(mesh.OrigProtoHeader)
 
 // Layer downgrades marked requests.
 type Layer struct {
@@ -25,12 +22,12 @@ func New(next http.RoundTripper) *Layer { return &Layer{next: next} }
 
 // RoundTrip passes the request on in its original protocol.
 func (l *Layer) RoundTrip(r *http.Request) (*http.Response, error) {
-	vs := r.Header[key]
+	vs := r.Header[forward.OrigProtoKey]
 	if len(vs) == 0 {
 		return l.next.RoundTrip(r)
 	}
 	v := vs[0]
-	delete(r.Header, key)
+	delete(r.Header, forward.OrigProtoKey)
 	minor, ok := mesh.ParseOrigProto(v)
 	if !ok || r.ProtoMajor != 2 {
 		return l.next.RoundTrip(r)
@@ -38,7 +35,7 @@ func (l *Layer) RoundTrip(r *http.Request) (*http.Response, error) {
 	r.ProtoMajor, r.ProtoMinor = 1, minor
 	resp, err := l.next.RoundTrip(r)
 	if err == nil {
-		resp.Header[key] = []string{v}
+		resp.Header[forward.OrigProtoKey] = []string{v}
 	}
 	return resp, err
 }

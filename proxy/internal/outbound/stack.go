@@ -109,7 +109,7 @@ func (p *Proxy) newDest(dst netip.AddrPort) *dest {
 	// errors into the proxy's failures, keeps the Host.
 	d.requests = forward.NewReverseProxy(requests, keepHost)
 	d.requests.ModifyResponse = func(resp *http.Response) error {
-		resp.Header.Del(mesh.OrigProtoHeader)
+		delete(resp.Header, forward.OrigProtoKey)
 		return nil
 	}
 	return d
@@ -140,8 +140,8 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	defer d.inUse.Add(-1)
 	snap := d.current(r.Context(), p.cfg.DiscoveryTimeout)
 	// The application's own mesh headers are not trusted downstream.
-	r.Header.Del(mesh.ClientIDHeader)
-	r.Header.Del(mesh.OrigProtoHeader)
+	delete(r.Header, forward.ClientIDKey)
+	delete(r.Header, forward.OrigProtoKey)
 
 	ex := stack.NewExchange(p.m, metrics.Labels{
 		Direction: "outbound", Authority: forward.Authority(r, meta.Dst.Port()),
