@@ -74,5 +74,5 @@ func (b *Bundle) FirstExpiry() time.Time {
 	return first
 }
 
-// Same reports whether two bundles have the same bytes.
-func (b *Bundle) Same(o *Bundle) bool { return o != nil && b.sum == o.sum }
+// Of reports whether b was parsed from data, without parsing data.
+func (b *Bundle) Of(data []byte) bool { return b.sum == sha256.Sum256(data) }

@@ -71,7 +71,6 @@ type Config struct {
 // Proxy is the outbound side.
 type Proxy struct {
 	cfg     Config
-	store   *meshtls.Store
 	resolve Resolver
 	m       *metrics.Metrics
 	log     logr.Logger
@@ -91,7 +90,7 @@ func New(cfg Config, store *meshtls.Store, resolve Resolver, m *metrics.Metrics,
 	if cfg.OrigDst == nil {
 		cfg.OrigDst = origdst.Get
 	}
-	p := &Proxy{cfg: cfg, store: store, resolve: resolve, m: m, log: log, dests: map[netip.AddrPort]*dest{}}
+	p := &Proxy{cfg: cfg, resolve: resolve, m: m, log: log, dests: map[netip.AddrPort]*dest{}}
 	p.clients = endpoint.NewClients(endpoint.Config{ConnectTimeout: cfg.ConnectTimeout, HandshakeTimeout: cfg.DetectTimeout}, store)
 	p.limiter = forward.NewLimiter(cfg.Limits.WithDefaults(), m.Load("outbound"), log)
 	p.http = forward.NewHTTPServer(http.HandlerFunc(p.serveHTTP), forward.DefaultLimits, p.limiter, log)

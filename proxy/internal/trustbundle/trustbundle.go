@@ -121,13 +121,15 @@ func (w *Watcher) Check() string {
 	if err != nil {
 		return w.refuse(Unreadable, err)
 	}
+	if w.store.Bundle().Of(data) {
+		// The bundle in use: nothing to parse (the common case, every
+		// interval).
+		w.lastErr = ""
+		return ""
+	}
 	b, err := meshtls.ParseBundle(data)
 	if err != nil {
 		return w.refuse(Refused, err)
-	}
-	if b.Same(w.store.Bundle()) {
-		w.lastErr = ""
-		return ""
 	}
 	if err := w.store.SetBundle(b); err != nil {
 		return w.refuse(Refused, err)
