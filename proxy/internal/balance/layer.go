@@ -30,7 +30,11 @@ type LayerConfig struct {
 // endpoint's proxy answered that its application could not be reached
 // (mesh.NotSentHeader). The endpoint that failed leaves the balancer until
 // a probe reaches it. The body is replayed from what was kept of it; a
-// request whose body outgrew replay.Limit is not sent again.
+// request whose body outgrew replay.Limit is not sent again. A request the
+// endpoint refused without processing it (it is shutting down: GOAWAY,
+// REFUSED_STREAM) the transport itself sends again on a new connection,
+// through the request's GetBody; when that connect fails, the request goes
+// to another endpoint as above.
 type HTTP struct {
 	cfg  LayerConfig
 	b    *Balancer[discovery.Endpoint]
@@ -83,7 +87,7 @@ func (l *HTTP) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.Body != nil && req.Body != http.NoBody {
 		body = replay.NewBody(req.Body)
 		out := *req
-		out.Body = body.First()
+		out.Body, out.GetBody = body.First(), body.GetBody
 		req = &out
 	}
 	for attempt := 1; ; attempt++ {
@@ -130,7 +134,7 @@ func (l *HTTP) RoundTrip(req *http.Request) (*http.Response, error) {
 		// request: the next attempt gets its own copy.
 		out := *req
 		if next != nil {
-			out.Body = next
+			out.Body, out.GetBody = next, body.GetBody
 		}
 		out.Header = req.Header.Clone()
 		u := *req.URL

@@ -20,6 +20,7 @@ import (
 	transportv1 "github.com/linkerd-go/linkerd-go/api/linkerd/transport/v1"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/forward"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/h1test"
+	"github.com/linkerd-go/linkerd-go/proxy/internal/h2guard/h2test"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/metrics"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/origdst"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/selfaddr"
@@ -43,8 +44,9 @@ type fixture struct {
 	proxy  string         // the proxy's listener
 	direct atomic.Bool
 	toEcho atomic.Bool
-	toSelf atomic.Bool // the original destination is the proxy's own listener
-	toDead atomic.Bool // the original destination refuses connections
+	toSelf atomic.Bool                    // the original destination is the proxy's own listener
+	toDead atomic.Bool                    // the original destination refuses connections
+	target atomic.Pointer[netip.AddrPort] // when set, the original destination
 	m      *metrics.Metrics
 }
 
@@ -107,6 +109,9 @@ func newFixture(t testing.TB, limits ...forward.Limits) *fixture {
 		OrigDst: func(net.Conn) (netip.AddrPort, error) {
 			if f.direct.Load() {
 				return netip.AddrPort{}, origdst.ErrNotRedirected
+			}
+			if t := f.target.Load(); t != nil {
+				return *t, nil
 			}
 			if f.toSelf.Load() {
 				return self, nil
@@ -326,4 +331,14 @@ func TestUnreachableApplicationMarkedNotSent(t *testing.T) {
 	if resp.StatusCode != http.StatusBadGateway || resp.Header.Get("l5d-proxy-not-sent") != "" {
 		t.Errorf("plain client: %d %v %q, want 502 without l5d-proxy-not-sent", resp.StatusCode, resp.Header, body)
 	}
+}
+
+// An application shutting down refuses, with GOAWAY, a request it never
+// processed: the proxy sends it again, body and all, on a new connection,
+// and the client gets the application's answer.
+func TestRequestRefusedByApplicationSentAgain(t *testing.T) {
+	f := newFixture(t)
+	app := h2test.StartRefusing(t)
+	f.target.Store(&app.Addr)
+	app.CheckSentAgain(t, f.meshClient(t, "h2"), "https://"+f.proxy+"/")
 }

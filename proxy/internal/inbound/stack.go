@@ -20,6 +20,7 @@ import (
 	"github.com/linkerd-go/linkerd-go/proxy/internal/metrics"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/origdst"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/origproto"
+	"github.com/linkerd-go/linkerd-go/proxy/internal/replay"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/route"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/stack"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/tap"
@@ -146,6 +147,9 @@ func (p *Proxy) newRequestStack() *httputil.ReverseProxy {
 		func(next http.RoundTripper) http.RoundTripper { return origproto.New(next) },
 		// tap point: a seam, passes through
 		func(next http.RoundTripper) http.RoundTripper { return tap.New(next) },
+		// a request the application refused unprocessed (it is shutting
+		// down) goes again on a new connection
+		func(next http.RoundTripper) http.RoundTripper { return replay.New(next) },
 	}.Over(p.app) // the application, at the original destination
 
 	// The server side of the stack: streams both ways, turns the layers'

@@ -14,6 +14,7 @@ import (
 
 	"github.com/linkerd-go/linkerd-go/proxy/internal/discovery"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/h1test"
+	"github.com/linkerd-go/linkerd-go/proxy/internal/h2guard/h2test"
 )
 
 // echoApp answers each request (HTTP/1 or h2c) with its method and body.
@@ -205,4 +206,13 @@ func TestNotSentClaimedByAnApplicationIsIgnored(t *testing.T) {
 			t.Errorf("meshed=%v: the application got the request %d times, want 1", meshed, n)
 		}
 	}
+}
+
+// An endpoint shutting down refuses, with GOAWAY, a request it never
+// processed: the request goes again on a new connection, body and all,
+// and the client gets the answer.
+func TestRequestRefusedByEndpointSentAgain(t *testing.T) {
+	app := h2test.StartRefusing(t)
+	f := newFixture(t, discovery.Snapshot{State: discovery.Endpoints, Endpoints: []discovery.Endpoint{{Addr: app.Addr, Weight: 1}}})
+	app.CheckSentAgain(t, h2cClient(t), "http://"+f.proxy.String()+"/")
 }

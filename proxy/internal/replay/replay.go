@@ -6,6 +6,7 @@ package replay
 import (
 	"errors"
 	"io"
+	"net/http"
 	"sync"
 )
 
@@ -29,12 +30,11 @@ type Body struct {
 
 	rmu sync.Mutex // held while reading src
 
-	mu      sync.Mutex
-	kept    []byte // the body's first bytes, as read from src
-	lost    bool   // more than Limit was read: no attempt can start over
-	srcErr  error  // src's final error (io.EOF at its end)
-	cur     *bodyAttempt
-	started bool
+	mu     sync.Mutex
+	kept   []byte // the body's first bytes, as read from src
+	lost   bool   // more than Limit was read: no attempt can start over
+	srcErr error  // src's final error (io.EOF at its end)
+	cur    *bodyAttempt
 }
 
 func NewBody(src io.ReadCloser) *Body {
@@ -62,6 +62,42 @@ func (b *Body) Again() (body io.ReadCloser, ok bool) {
 	return b.cur, true
 }
 
+// ErrTooLong is what GetBody returns when more of the body was read than
+// was kept: the request cannot be sent again.
+var ErrTooLong = errors.New("request body too long to send again")
+
+// GetBody is the request's GetBody: with it, a transport sends again, on a
+// new connection, a request that the peer refused without processing it
+// (an HTTP/2 GOAWAY that does not cover the stream, REFUSED_STREAM, an
+// HTTP/1 connection closed before anything was written), as an
+// application does while it shuts down.
+func (b *Body) GetBody() (io.ReadCloser, error) {
+	body, ok := b.Again()
+	if !ok {
+		return nil, ErrTooLong
+	}
+	return body, nil
+}
+
+// Layer gives each request with a body a GetBody for the transport below
+// it, so that a request refused unprocessed is sent again rather than
+// failed.
+type Layer struct{ next http.RoundTripper }
+
+// New returns the layer over next.
+func New(next http.RoundTripper) *Layer { return &Layer{next: next} }
+
+// RoundTrip sends the request with a replayable body.
+func (l *Layer) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body == nil || r.Body == http.NoBody || r.GetBody != nil {
+		return l.next.RoundTrip(r)
+	}
+	b := NewBody(r.Body)
+	out := *r
+	out.Body, out.GetBody = b.First(), b.GetBody
+	return l.next.RoundTrip(&out)
+}
+
 // bodyAttempt is the body one attempt's transport reads.
 type bodyAttempt struct {
 	b   *Body
@@ -79,7 +115,6 @@ func (a *bodyAttempt) Read(p []byte) (int, error) {
 			b.mu.Unlock()
 			return 0, errRetired
 		}
-		b.started = true
 		if a.off < len(b.kept) {
 			n := copy(p, b.kept[a.off:])
 			a.off += n
@@ -139,16 +174,18 @@ func (a *bodyAttempt) Read(p []byte) (int, error) {
 	}
 }
 
-// Close closes the client's body once the current attempt is done with
-// it; a transport closes the body of a request it failed to send, and a
-// retired attempt's close must not take the body from the next attempt.
-// A body never read is left to the server to close.
+// Close closes the client's body only once no attempt can start over
+// (more was read than is kept). A transport closes the body of an attempt
+// it gives up on, and an HTTP/2 transport does so before it asks for a copy
+// to send again (Request.GetBody): while the body can be replayed, closing
+// the client's body would cut the next attempt short. The server closes it
+// anyway when the request is done.
 func (a *bodyAttempt) Close() error {
 	b := a.b
 	b.mu.Lock()
-	cur, started := b.cur == a, b.started
+	lost := b.cur == a && b.lost
 	b.mu.Unlock()
-	if !cur || !started {
+	if !lost {
 		return nil
 	}
 	return b.src.Close()

@@ -41,21 +41,29 @@ func TestReplayBodyReplaysFromTheStart(t *testing.T) {
 	if src.read != len("hello, replay") {
 		t.Errorf("read %d bytes of the client's body, want each once (%d)", src.read, len("hello, replay"))
 	}
-	if third.Close(); !src.closed {
-		t.Error("the current attempt's Close did not close the client's body")
+	if third.Close(); src.closed {
+		t.Error("the current attempt's Close closed a body that can still be replayed")
 	}
 }
 
 // A body read past Limit streams on, and cannot start over.
 func TestReplayBodyPastTheLimit(t *testing.T) {
 	body := bytes.Repeat([]byte("x"), Limit+1000)
-	b := NewBody(io.NopCloser(bytes.NewReader(body)))
-	got, err := io.ReadAll(b.First())
+	src := &countingBody{Reader: bytes.NewReader(body)}
+	b := NewBody(src)
+	first := b.First()
+	got, err := io.ReadAll(first)
 	if err != nil || !bytes.Equal(got, body) {
 		t.Fatalf("read %d bytes, %v; want %d", len(got), err, len(body))
 	}
 	if _, ok := b.Again(); ok {
 		t.Error("again accepted a body that outgrew what is kept")
+	}
+	if _, err := b.GetBody(); !errors.Is(err, ErrTooLong) {
+		t.Errorf("GetBody: %v, want ErrTooLong", err)
+	}
+	if first.Close(); !src.closed {
+		t.Error("Close of a body that cannot be replayed left the client's body open")
 	}
 	if len(b.kept) != 0 {
 		t.Errorf("%d bytes still kept after the limit", len(b.kept))

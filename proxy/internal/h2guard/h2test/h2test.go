@@ -1,6 +1,7 @@
 // Package h2test writes raw HTTP/2 for the proxy's tests: frames, the
-// floods a hostile client sends, and a client that sends one and reports
-// how the server answered. It is imported only by _test files.
+// floods a hostile client sends, a client that sends one and reports how
+// the server answered, and an application that refuses a stream as a
+// server shutting down does. It is imported only by _test files.
 package h2test
 
 import (
