@@ -31,7 +31,7 @@ export BUF_CACHE_DIR := $(CACHE_DIR)/buf
 # Read by the tools module: built Kubernetes binaries, dev cluster state.
 export LINKERD_GO_CACHE := $(CACHE_DIR)
 
-# Build tags of the test tiers above unit tests (see ../shared/TESTING.md):
+# Build tags of the test tiers above unit tests (see docs/testing.md):
 #   integration  tier 2: real parts on this machine (kube-apiserver, network namespaces); root
 #   e2e          tier 3: the real single-node cluster
 # Their results are never taken from the test cache (-count=1): they depend on
@@ -121,7 +121,7 @@ images: ## Build one reproducible OCI image tarball per component (linux/amd64 a
 charts-lint: k8s-bins ## helm lint every chart with each value set, and check that values.schema.json refuses bad values.
 	@$(ROOT)/deploy/scripts/charts-lint.sh "$$($(DEV) k8s-bins --print-dir)/helm"
 
-# Benchmarks (tier 4): reports, not pass/fail. See ../shared/TESTING.md.
+# Benchmarks (tier 4): reports, not pass/fail. See docs/testing.md.
 .PHONY: bench-proxy
 bench-proxy: k8s-bins ## Data-plane benchmark: direct vs our proxy pair vs an nginx pair; report into tools/bench/results/. Needs root.
 	@cd $(ROOT)/tools && GOWORK=off go run ./cmd/bench proxy --out $(ROOT)/tools/bench/results

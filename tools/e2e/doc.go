@@ -10,7 +10,7 @@
 // demo app's (internal/demo) for this machine's architecture while it
 // comes up, loads them, and then, in order:
 //
-//   - install: the install steps of SPEC §6 verbatim with the pinned helm
+//   - install: the README's install steps verbatim with the pinned helm
 //     binary (linkerd-crds, then linkerd-control-plane with --set-file for
 //     the trust anchor and issuer); every control-plane pod Ready with its
 //     proxy certified; the injector's webhook injecting;

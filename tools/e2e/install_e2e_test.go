@@ -50,7 +50,7 @@ var components = map[string]string{
 }
 
 // TestMesh is the whole story on one dev cluster, in order: the install
-// steps of SPEC §6, the demo workloads meshed and exercised, linkerd check
+// steps of the README, the demo workloads meshed and exercised, linkerd check
 // healthy and failing, destination upgraded alone, uninstall, and the
 // cert-manager layout with the demo again. The cluster comes up and the
 // images are built and loaded once.

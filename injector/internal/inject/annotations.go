@@ -1,7 +1,7 @@
 package inject
 
-// The Kubernetes-facing names the injector reads and writes (SPEC §3). They
-// are the compatibility surface: keep them exactly.
+// The Kubernetes-facing names the injector reads and writes. They are
+// Linkerd's, the compatibility surface: keep them exactly.
 const (
 	// AnnotationInject turns injection on or off, on a pod or its namespace.
 	AnnotationInject = "linkerd.io/inject"

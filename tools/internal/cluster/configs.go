@@ -11,7 +11,7 @@ import (
 // Each setting that differs from the defaults says why: most are there so
 // that nothing is written outside the state folder and nothing leaves the
 // machine, or because this machine kind lacks CAP_SYS_RESOURCE and uses
-// cgroup v1 (see ../shared/notes/single-node-cluster.md).
+// cgroup v1 (see docs/testing.md, "The dev cluster's host").
 
 // containerd 2.x accepts config schema 3 (and migrates it in memory).
 const containerdConfig = `version = 3

@@ -780,7 +780,7 @@ func hasCondition(crd *unstructured.Unstructured, typ string) bool {
 }
 
 // TestHelmInstall installs, upgrades and uninstalls the chart with the real
-// helm binary against a real API server, as SPEC §6 has users do it.
+// helm binary against a real API server, as the README has users do it.
 func TestHelmInstall(t *testing.T) {
 	bins, err := kubebins.Find()
 	if err != nil {

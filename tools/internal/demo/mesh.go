@@ -83,7 +83,7 @@ func EnsurePKI(dir string, now time.Time, minValidity time.Duration) (generated 
 }
 
 // InstallMesh installs or upgrades both charts from the checkout at root
-// with the SPEC §6 values (helm upgrade --install, so running it again
+// with the values of the README's install steps (helm upgrade --install, so running it again
 // changes nothing), with h.Dir holding the PKI files.
 func InstallMesh(ctx context.Context, h Helm, root string, log io.Writer) error {
 	if h.Dir == "" {

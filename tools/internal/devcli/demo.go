@@ -32,7 +32,7 @@ The first thing to run (make demo). On this machine, needs root:
      architecture, and loads them into the node;
   3. makes a trust anchor and an issuer (kept in the cache folder, reused
      while valid), and installs the linkerd-crds and linkerd-control-plane
-     charts with helm upgrade --install, the SPEC §6 values;
+     charts with helm upgrade --install, the README's install values;
   4. annotates namespace --namespace with linkerd.io/inject: enabled and
      deploys the demo app: load → frontend (HTTP/1.1) → backend (gRPC, 3
      replicas), each pod with the proxy as a native sidecar;

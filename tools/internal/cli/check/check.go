@@ -1,10 +1,10 @@
-// Package check runs `linkerd check`: the health checks of SPEC §7 against
-// a cluster — API reachable, CRDs present and established, control plane
-// Deployments available with Ready pods and proxies, certificates (trust
-// anchors, issuer, injector webhook) valid and not expiring soon, the
-// webhook wired to its Service, and with Proxy the data-plane proxies of a
-// namespace. Run returns a Report that the CLI prints and the e2e suite
-// asserts on.
+// Package check runs `linkerd check`: the health checks listed in
+// tools/README.md against a cluster — API reachable, CRDs present and
+// established, control plane Deployments available with Ready pods and
+// proxies, certificates (trust anchors, issuer, injector webhook) valid and
+// not expiring soon, the webhook wired to its Service, and with Proxy the
+// data-plane proxies of a namespace. Run returns a Report that the CLI
+// prints and the e2e suite asserts on.
 package check
 
 import (
