@@ -26,6 +26,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
+	"github.com/linkerd-go/linkerd-go/api/mesh"
 	"github.com/linkerd-go/linkerd-go/tools/internal/cli/check"
 	"github.com/linkerd-go/linkerd-go/tools/internal/cli/stat"
 	"github.com/linkerd-go/linkerd-go/tools/internal/cluster"
@@ -72,12 +73,12 @@ func testDemo(t *testing.T, ctx context.Context, kube kubernetes.Interface, c *c
 		}
 		for _, c := range append(p.Spec.InitContainers, p.Spec.Containers...) {
 			if strings.HasPrefix(c.Name, "linkerd-") {
-				t.Errorf("pod %s annotated %s=disabled has container %s", p.Name, demo.InjectAnnotation, c.Name)
+				t.Errorf("pod %s annotated %s=disabled has container %s", p.Name, mesh.AnnotationInject, c.Name)
 			}
 		}
 		for k := range p.Labels {
 			if strings.HasPrefix(k, "linkerd.io/") {
-				t.Errorf("pod %s annotated %s=disabled has label %s", p.Name, demo.InjectAnnotation, k)
+				t.Errorf("pod %s annotated %s=disabled has label %s", p.Name, mesh.AnnotationInject, k)
 			}
 		}
 		if !ready(*p) {

@@ -190,7 +190,7 @@ func (c *Computer) defaultServer(pod *corev1.Pod, port uint16, probes []string) 
 // configured default. A malformed annotation means deny: a typo must not
 // open a port that its author meant to close.
 func (c *Computer) defaultPolicy(pod *corev1.Pod) DefaultPolicy {
-	if v, ok := pod.Annotations[DefaultPolicyAnnotation]; ok {
+	if v, ok := pod.Annotations[mesh.AnnotationDefaultInboundPolicy]; ok {
 		p, err := ParseDefaultPolicy(v)
 		if err != nil {
 			c.log.V(1).Info("malformed default policy annotation; denying", "namespace", pod.Namespace, "pod", pod.Name, "err", err)
@@ -199,7 +199,7 @@ func (c *Computer) defaultPolicy(pod *corev1.Pod) DefaultPolicy {
 		return p
 	}
 	if ns := get[*corev1.Namespace](c.store.Namespaces, pod.Namespace); ns != nil {
-		if v, ok := ns.Annotations[DefaultPolicyAnnotation]; ok {
+		if v, ok := ns.Annotations[mesh.AnnotationDefaultInboundPolicy]; ok {
 			p, err := ParseDefaultPolicy(v)
 			if err != nil {
 				c.log.V(1).Info("malformed default policy annotation; denying", "namespace", pod.Namespace, "err", err)
@@ -214,7 +214,7 @@ func (c *Computer) defaultPolicy(pod *corev1.Pod) DefaultPolicy {
 // requiresIdentity reports whether the pod's annotations require a mesh
 // identity on port. A malformed list requires it on every port.
 func requiresIdentity(log logr.Logger, pod *corev1.Pod, port uint16) bool {
-	for _, key := range []string{RequireIdentityAnnotation, RequireIdentityAnnotationShort} {
+	for _, key := range []string{mesh.AnnotationRequireIdentityPorts, mesh.AnnotationRequireIdentityPortsShort} {
 		v, ok := pod.Annotations[key]
 		if !ok {
 			continue
@@ -239,7 +239,7 @@ func (c *Computer) opaque(pod *corev1.Pod, port uint16) bool {
 		lists = append(lists, ns.Annotations)
 	}
 	for _, anns := range lists {
-		if v, ok := anns[OpaquePortsAnnotation]; ok {
+		if v, ok := anns[mesh.AnnotationOpaquePorts]; ok {
 			if rs, err := mesh.ParsePortRanges(v); err == nil {
 				return mesh.PortsContain(rs, port)
 			}

@@ -19,21 +19,6 @@ import (
 	"github.com/linkerd-go/linkerd-go/api/mesh"
 )
 
-// Annotations read on pods (and, for the default policy, namespaces).
-const (
-	// DefaultPolicyAnnotation names the policy of the ports no Server
-	// describes.
-	DefaultPolicyAnnotation = "config.linkerd.io/default-inbound-policy"
-	// RequireIdentityAnnotation lists ports whose default policy only lets
-	// in meshed clients.
-	RequireIdentityAnnotation = "config.linkerd.io/proxy-require-identity-on-inbound-ports"
-	// RequireIdentityAnnotationShort is the same list under the name
-	// Linkerd's injector writes.
-	RequireIdentityAnnotationShort = "config.linkerd.io/proxy-require-identity-inbound-ports"
-	// OpaquePortsAnnotation lists ports proxied without protocol detection.
-	OpaquePortsAnnotation = "config.linkerd.io/opaque-ports"
-)
-
 // DefaultPolicy is the policy of a port that no Server describes, or what a
 // Server's accessPolicy adds.
 type DefaultPolicy string

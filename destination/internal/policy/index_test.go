@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	policyv1 "github.com/linkerd-go/linkerd-go/api/linkerd/policy/v1"
+	"github.com/linkerd-go/linkerd-go/api/mesh"
 	"github.com/linkerd-go/linkerd-go/destination/internal/fakewatch"
 	"github.com/linkerd-go/linkerd-go/destination/internal/k8s"
 	"github.com/linkerd-go/linkerd-go/destination/internal/metrics"
@@ -270,7 +271,7 @@ func TestIndexResetsASlowStream(t *testing.T) {
 	// next change overflows it. Each change waits until the one before is
 	// queued, so that the worker cannot fold them into one.
 	setDefault := func(policy string) {
-		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "emoji", Annotations: map[string]string{DefaultPolicyAnnotation: policy}}}
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "emoji", Annotations: map[string]string{mesh.AnnotationDefaultInboundPolicy: policy}}}
 		if err := e.kube.Tracker().Update(schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}, ns, ""); err != nil {
 			t.Fatal(err)
 		}

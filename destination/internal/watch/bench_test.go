@@ -14,6 +14,7 @@ import (
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 
 	destinationv1 "github.com/linkerd-go/linkerd-go/api/linkerd/destination/v1"
+	"github.com/linkerd-go/linkerd-go/api/mesh"
 	"github.com/linkerd-go/linkerd-go/destination/internal/target"
 )
 
@@ -46,7 +47,7 @@ func BenchmarkFanOut(b *testing.B) {
 		for j := range endpointsPerSvc {
 			typed = append(typed, &corev1.Pod{
 				ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-%d", name, j), Namespace: "bench",
-					Labels: map[string]string{ControlPlaneNSLabel: "linkerd", "app": name, podTemplateHashLabel: "abc"}},
+					Labels: map[string]string{mesh.LabelControlPlaneNS: "linkerd", "app": name, podTemplateHashLabel: "abc"}},
 				Spec:   corev1.PodSpec{ServiceAccountName: name, Containers: []corev1.Container{{Name: "app", Image: "app", Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}}}}},
 				Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: benchIP(i, j)},
 			})

@@ -17,19 +17,10 @@ import (
 	"github.com/linkerd-go/linkerd-go/destination/internal/target"
 )
 
-// Kubernetes-facing names (the compatibility surface).
-const (
-	// ControlPlaneNSLabel marks a pod meshed by the control plane of that
-	// namespace.
-	ControlPlaneNSLabel = "linkerd.io/control-plane-ns"
-	// OpaquePortsAnnotation lists opaque ports on a pod, namespace or Service.
-	OpaquePortsAnnotation = "config.linkerd.io/opaque-ports"
-	// SkipInboundPortsAnnotation lists the ports a pod's proxy does not
-	// handle.
-	SkipInboundPortsAnnotation = "config.linkerd.io/skip-inbound-ports"
-	// podTemplateHashLabel is set by Deployments on their pods.
-	podTemplateHashLabel = "pod-template-hash"
-)
+// podTemplateHashLabel is set by Deployments on their pods. The mesh's
+// own names (mesh.LabelControlPlaneNS, mesh.AnnotationOpaquePorts,
+// mesh.AnnotationSkipInboundPorts) are in api/mesh.
+const podTemplateHashLabel = "pod-template-hash"
 
 // deps collects what a state was computed from.
 type deps map[dep]struct{}
@@ -248,7 +239,7 @@ func (ix *Index) endpoint(ap netip.AddrPort, pod *corev1.Pod, zone string, svcOp
 			labels[kind] = name
 		}
 		opaque = opaque || ix.podOpaque(pod, ap.Port())
-		if pod.Labels[ControlPlaneNSLabel] == ix.cfg.ControlPlaneNamespace && !ix.portSkipped(pod, ap.Port()) {
+		if pod.Labels[mesh.LabelControlPlaneNS] == ix.cfg.ControlPlaneNamespace && !ix.portSkipped(pod, ap.Port()) {
 			name := identityv1.Name{ServiceAccount: sa, Namespace: pod.Namespace, ControlPlaneNamespace: ix.cfg.ControlPlaneNamespace, TrustDomain: ix.cfg.TrustDomain}
 			if name.Validate() == nil {
 				ep.TlsIdentity = destinationv1.NewTlsIdentity(name.String())
@@ -307,11 +298,11 @@ func (ix *Index) annotatedPorts(kind, name string, annotations map[string]string
 // opaqueList returns the opaque ports that apply to an object: its own
 // annotation, else its namespace's, else the default list.
 func (ix *Index) opaqueList(kind, namespace, name string, annotations map[string]string) []mesh.PortRange {
-	if rs, ok := ix.annotatedPorts(kind, namespace+"/"+name, annotations, OpaquePortsAnnotation); ok {
+	if rs, ok := ix.annotatedPorts(kind, namespace+"/"+name, annotations, mesh.AnnotationOpaquePorts); ok {
 		return rs
 	}
 	if ns := ix.cluster.Namespace(namespace); ns != nil {
-		if rs, ok := ix.annotatedPorts("namespace", namespace, ns.Annotations, OpaquePortsAnnotation); ok {
+		if rs, ok := ix.annotatedPorts("namespace", namespace, ns.Annotations, mesh.AnnotationOpaquePorts); ok {
 			return rs
 		}
 	}
@@ -327,7 +318,7 @@ func (ix *Index) serviceOpaque(svc *corev1.Service, port uint16) bool {
 }
 
 func (ix *Index) portSkipped(pod *corev1.Pod, port uint16) bool {
-	rs, _ := ix.annotatedPorts("pod", pod.Namespace+"/"+pod.Name, pod.Annotations, SkipInboundPortsAnnotation)
+	rs, _ := ix.annotatedPorts("pod", pod.Namespace+"/"+pod.Name, pod.Annotations, mesh.AnnotationSkipInboundPorts)
 	return mesh.PortsContain(rs, port)
 }
 

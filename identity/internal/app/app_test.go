@@ -28,7 +28,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
-	"github.com/linkerd-go/linkerd-go/identity/internal/pki"
+	"github.com/linkerd-go/linkerd-go/api/mesh"
 	"github.com/linkerd-go/linkerd-go/identity/internal/testpki"
 )
 
@@ -58,7 +58,7 @@ func TestParseFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.TrustDomain != "example.org" || c.ControlPlaneNamespace != "mesh" || c.IssuanceLifetime != time.Hour ||
-		c.ClockSkewAllowance != 0 || c.IssuerScheme != pki.SchemeKubernetes || c.MaxConcurrentStreams != 4 || c.LogFormat != "json" {
+		c.ClockSkewAllowance != 0 || c.IssuerScheme != mesh.IssuerSchemeKubernetes || c.MaxConcurrentStreams != 4 || c.LogFormat != "json" {
 		t.Errorf("parsed %+v", c)
 	}
 	if err := c.Validate(); err != nil {

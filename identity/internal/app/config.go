@@ -13,6 +13,7 @@ import (
 	"time"
 
 	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
+	"github.com/linkerd-go/linkerd-go/api/mesh"
 	"github.com/linkerd-go/linkerd-go/identity/internal/pki"
 )
 
@@ -38,7 +39,7 @@ type Config struct {
 	ClockSkewAllowance time.Duration
 
 	// IssuerDir is where the issuer Secret is mounted; IssuerScheme says its
-	// layout (pki.SchemeLinkerd or pki.SchemeKubernetes).
+	// layout (mesh.IssuerSchemeLinkerd or mesh.IssuerSchemeKubernetes).
 	IssuerDir    string
 	IssuerScheme string
 	// IssuerSecret names the issuer Secret (in ControlPlaneNamespace), the
@@ -84,7 +85,7 @@ func DefaultConfig() Config {
 		IssuanceLifetime:      24 * time.Hour,
 		ClockSkewAllowance:    20 * time.Second,
 		IssuerDir:             "/var/run/linkerd/identity/issuer",
-		IssuerScheme:          pki.SchemeLinkerd,
+		IssuerScheme:          mesh.IssuerSchemeLinkerd,
 		IssuerSecret:          "linkerd-identity-issuer",
 		IssuerResync:          time.Minute,
 		TrustAnchorsFile:      "/var/run/linkerd/identity/trust-roots/ca-bundle.crt",

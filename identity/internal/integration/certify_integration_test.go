@@ -17,7 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
-	"github.com/linkerd-go/linkerd-go/identity/internal/pki"
+	"github.com/linkerd-go/linkerd-go/api/mesh"
 	"github.com/linkerd-go/linkerd-go/identity/internal/testpki"
 )
 
@@ -188,7 +188,7 @@ func TestKubernetesTLSScheme(t *testing.T) {
 	iss := testpki.NewIssuer(t, "cert-manager issuer", root, testpki.Options{})
 	c := startComponent(t, componentOptions{
 		anchors:      []*testpki.CA{root},
-		scheme:       pki.SchemeKubernetes,
+		scheme:       mesh.IssuerSchemeKubernetes,
 		issuerFiles:  map[string][]byte{"tls.crt": iss.CertPEM(), "tls.key": iss.KeyPEM(t), "ca.crt": testpki.CertsPEM(root.Cert)},
 		issuerSecret: "issuer-kubernetes-tls",
 	})

@@ -36,7 +36,7 @@ const (
 type Config struct {
 	// Dir is the folder where the issuer Secret is mounted.
 	Dir string
-	// Scheme is pki.SchemeLinkerd or pki.SchemeKubernetes.
+	// Scheme is mesh.IssuerSchemeLinkerd or mesh.IssuerSchemeKubernetes.
 	Scheme string
 	// AnchorsFile, if set, is the trust anchors bundle. It is read again
 	// with the issuer: new anchors are taken together with an issuer that

@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/tools/record"
 
+	"github.com/linkerd-go/linkerd-go/api/mesh"
 	"github.com/linkerd-go/linkerd-go/identity/internal/metrics"
 	"github.com/linkerd-go/linkerd-go/identity/internal/pki"
 	"github.com/linkerd-go/linkerd-go/identity/internal/testpki"
@@ -42,7 +43,7 @@ func newFixture(t *testing.T, cfg Config) *fixture {
 	rec := record.NewFakeRecorder(100)
 	m := metrics.New(prometheus.NewRegistry(), func() (time.Time, bool) { return time.Time{}, false })
 	if cfg.Scheme == "" {
-		cfg.Scheme = pki.SchemeLinkerd
+		cfg.Scheme = mesh.IssuerSchemeLinkerd
 	}
 	cfg.Debounce = time.Millisecond
 	w, err := New(cfg, ca, rec, &corev1.ObjectReference{Kind: "Secret", Namespace: "linkerd", Name: "linkerd-identity-issuer"}, m, logr.Discard())
@@ -82,7 +83,7 @@ func (f *fixture) noEvent(t *testing.T) {
 }
 
 func TestReloadAndRun(t *testing.T) {
-	for _, scheme := range []string{pki.SchemeLinkerd, pki.SchemeKubernetes} {
+	for _, scheme := range []string{mesh.IssuerSchemeLinkerd, mesh.IssuerSchemeKubernetes} {
 		t.Run(scheme, func(t *testing.T) {
 			vol := testpki.NewVolume(t)
 			f := newFixture(t, Config{Dir: vol.Dir, Scheme: scheme})
@@ -171,7 +172,7 @@ func TestRefusalReportedOnce(t *testing.T) {
 		t.Errorf("reloads{refused} = %v, want 1", got)
 	}
 	foreign := testpki.NewIssuer(t, "foreign", testpki.NewRoot(t, "stranger", testpki.Options{}), testpki.Options{})
-	for name, data := range files(t, foreign, pki.SchemeLinkerd) {
+	for name, data := range files(t, foreign, mesh.IssuerSchemeLinkerd) {
 		testpki.WriteFile(t, dir, name, data)
 	}
 	_ = f.w.Reload()
@@ -202,7 +203,7 @@ func TestResyncWithoutNotifications(t *testing.T) {
 		t.Fatal(err)
 	}
 	iss := testpki.NewIssuer(t, "late", f.root, testpki.Options{})
-	for name, data := range files(t, iss, pki.SchemeLinkerd) {
+	for name, data := range files(t, iss, mesh.IssuerSchemeLinkerd) {
 		testpki.WriteFile(t, dir, name+".tmp", data)
 		if err := os.Rename(filepath.Join(dir, name+".tmp"), filepath.Join(dir, name)); err != nil {
 			t.Fatal(err)
@@ -245,14 +246,14 @@ func TestAnchorsRotation(t *testing.T) {
 	ca := pki.NewCA(initial, time.Hour, time.Second, nil)
 	rec := record.NewFakeRecorder(100)
 	m := metrics.New(prometheus.NewRegistry(), func() (time.Time, bool) { return time.Time{}, false })
-	w, err := New(Config{Dir: issuerVol.Dir, Scheme: pki.SchemeLinkerd, AnchorsFile: filepath.Join(anchorsVol.Dir, "ca-bundle.crt")},
+	w, err := New(Config{Dir: issuerVol.Dir, Scheme: mesh.IssuerSchemeLinkerd, AnchorsFile: filepath.Join(anchorsVol.Dir, "ca-bundle.crt")},
 		ca, rec, &corev1.ObjectReference{Kind: "Secret"}, m, logr.Discard())
 	if err != nil {
 		t.Fatal(err)
 	}
 	f := &fixture{w: w, ca: ca, recorder: rec, metrics: m}
 	underOld := testpki.NewIssuer(t, "under old", oldRoot, testpki.Options{})
-	issuerVol.Publish(t, files(t, underOld, pki.SchemeLinkerd))
+	issuerVol.Publish(t, files(t, underOld, mesh.IssuerSchemeLinkerd))
 	if err := w.Reload(); err != nil {
 		t.Fatal(err)
 	}
@@ -281,7 +282,7 @@ func TestAnchorsRotation(t *testing.T) {
 
 	// Then an issuer under the new root.
 	underNew := testpki.NewIssuer(t, "under new", newRoot, testpki.Options{})
-	issuerVol.Publish(t, files(t, underNew, pki.SchemeLinkerd))
+	issuerVol.Publish(t, files(t, underNew, mesh.IssuerSchemeLinkerd))
 	if err := w.Reload(); err != nil {
 		t.Fatal(err)
 	}

@@ -14,26 +14,19 @@ import (
 	"os"
 	"path/filepath"
 	"time"
-)
 
-// The two layouts of the issuer Secret.
-const (
-	// SchemeLinkerd is Linkerd's own layout: keys crt.pem and key.pem.
-	SchemeLinkerd = "linkerd.io/tls"
-	// SchemeKubernetes is the layout of Secrets of type kubernetes.io/tls,
-	// as cert-manager writes them: keys tls.crt and tls.key.
-	SchemeKubernetes = "kubernetes.io/tls"
+	"github.com/linkerd-go/linkerd-go/api/mesh"
 )
 
 // IssuerFiles returns the names of the certificate and key files of scheme.
 func IssuerFiles(scheme string) (certFile, keyFile string, err error) {
 	switch scheme {
-	case SchemeLinkerd:
+	case mesh.IssuerSchemeLinkerd:
 		return "crt.pem", "key.pem", nil
-	case SchemeKubernetes:
+	case mesh.IssuerSchemeKubernetes:
 		return "tls.crt", "tls.key", nil
 	default:
-		return "", "", fmt.Errorf("issuer scheme %q is neither %q nor %q", scheme, SchemeLinkerd, SchemeKubernetes)
+		return "", "", fmt.Errorf("issuer scheme %q is neither %q nor %q", scheme, mesh.IssuerSchemeLinkerd, mesh.IssuerSchemeKubernetes)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/linkerd-go/linkerd-go/api/mesh"
 	"github.com/linkerd-go/linkerd-go/identity/internal/testpki"
 )
 
@@ -161,8 +162,8 @@ func TestNewIssuer(t *testing.T) {
 
 func TestReadIssuerDir(t *testing.T) {
 	for _, scheme := range []struct{ scheme, crt, key string }{
-		{SchemeLinkerd, "crt.pem", "key.pem"},
-		{SchemeKubernetes, "tls.crt", "tls.key"},
+		{mesh.IssuerSchemeLinkerd, "crt.pem", "key.pem"},
+		{mesh.IssuerSchemeKubernetes, "tls.crt", "tls.key"},
 	} {
 		t.Run(scheme.scheme, func(t *testing.T) {
 			dir := t.TempDir()
@@ -177,12 +178,12 @@ func TestReadIssuerDir(t *testing.T) {
 	t.Run("kubelet volume", func(t *testing.T) {
 		v := testpki.NewVolume(t)
 		v.Publish(t, map[string][]byte{"crt.pem": []byte("cert 1"), "key.pem": []byte("key 1")})
-		c, k, err := ReadIssuerDir(v.Dir, SchemeLinkerd)
+		c, k, err := ReadIssuerDir(v.Dir, mesh.IssuerSchemeLinkerd)
 		if err != nil || string(c) != "cert 1" || string(k) != "key 1" {
 			t.Fatalf("got %q %q %v", c, k, err)
 		}
 		v.Publish(t, map[string][]byte{"crt.pem": []byte("cert 2"), "key.pem": []byte("key 2")})
-		c, k, err = ReadIssuerDir(v.Dir, SchemeLinkerd)
+		c, k, err = ReadIssuerDir(v.Dir, mesh.IssuerSchemeLinkerd)
 		if err != nil || string(c) != "cert 2" || string(k) != "key 2" {
 			t.Fatalf("after the swap: got %q %q %v", c, k, err)
 		}
@@ -192,14 +193,14 @@ func TestReadIssuerDir(t *testing.T) {
 		if err := os.Symlink("..gone", filepath.Join(dir, "..data")); err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := ReadIssuerDir(dir, SchemeLinkerd); !errors.Is(err, ErrIssuerFilesChanging) {
+		if _, _, err := ReadIssuerDir(dir, mesh.IssuerSchemeLinkerd); !errors.Is(err, ErrIssuerFilesChanging) {
 			t.Fatalf("error %v, want ErrIssuerFilesChanging", err)
 		}
 	})
 	t.Run("missing file", func(t *testing.T) {
 		dir := t.TempDir()
 		testpki.WriteFile(t, dir, "crt.pem", []byte("cert"))
-		if _, _, err := ReadIssuerDir(dir, SchemeLinkerd); !errors.Is(err, os.ErrNotExist) {
+		if _, _, err := ReadIssuerDir(dir, mesh.IssuerSchemeLinkerd); !errors.Is(err, os.ErrNotExist) {
 			t.Fatalf("error %v, want not found", err)
 		}
 	})

@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/linkerd-go/linkerd-go/api/mesh"
 	"github.com/linkerd-go/linkerd-go/injector/internal/inject"
 	"github.com/linkerd-go/linkerd-go/tools/testkit/kubetest"
 )
@@ -82,7 +83,7 @@ func TestWebhookInRealAPIServer(t *testing.T) {
 
 	for _, ns := range []*corev1.Namespace{
 		{ObjectMeta: metav1.ObjectMeta{Name: "meshed", Annotations: map[string]string{
-			inject.AnnotationInject: inject.InjectEnabled, inject.AnnotationOpaquePorts: "3306,5432",
+			mesh.AnnotationInject: mesh.InjectEnabled, mesh.AnnotationOpaquePorts: "3306,5432",
 		}}},
 		{ObjectMeta: metav1.ObjectMeta{Name: "plain"}},
 	} {
@@ -179,7 +180,7 @@ func TestWebhookInRealAPIServer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n := len(got.Spec.InitContainers); n != 2 || got.Spec.InitContainers[0].Name != inject.InitContainerName || got.Spec.InitContainers[1].Name != inject.ProxyContainerName {
+		if n := len(got.Spec.InitContainers); n != 2 || got.Spec.InitContainers[0].Name != mesh.InitContainerName || got.Spec.InitContainers[1].Name != mesh.ProxyContainerName {
 			t.Fatalf("init containers %v, want linkerd-init, linkerd-proxy", containerNames(got.Spec.InitContainers))
 		}
 		proxy := got.Spec.InitContainers[1]
@@ -189,10 +190,10 @@ func TestWebhookInRealAPIServer(t *testing.T) {
 		if len(got.Spec.Containers) != 1 {
 			t.Errorf("containers %v, want the app alone", containerNames(got.Spec.Containers))
 		}
-		if got.Labels[inject.LabelControlPlaneNS] != "linkerd" || got.Labels[inject.LabelWorkloadNS] != "meshed" || got.Labels[relabelLabel] != "yes" {
+		if got.Labels[mesh.LabelControlPlaneNS] != "linkerd" || got.Labels[mesh.LabelWorkloadNS] != "meshed" || got.Labels[relabelLabel] != "yes" {
 			t.Errorf("labels %v", got.Labels)
 		}
-		if got.Annotations[inject.AnnotationTrustRootSHA] == "" || got.Annotations[inject.AnnotationProxyVersion] != "v0.1.0" || got.Annotations[inject.AnnotationOpaquePorts] != "3306,5432" {
+		if got.Annotations[mesh.AnnotationTrustRootSHA] == "" || got.Annotations[mesh.AnnotationProxyVersion] != "v0.1.0" || got.Annotations[mesh.AnnotationOpaquePorts] != "3306,5432" {
 			t.Errorf("annotations %v", got.Annotations)
 		}
 		if env := envOf(proxy, inject.EnvIdentityLocalName); env != "web.meshed.serviceaccount.identity.linkerd.cluster.local" {
@@ -207,21 +208,21 @@ func TestWebhookInRealAPIServer(t *testing.T) {
 	})
 
 	t.Run("legacy layout by annotation", func(t *testing.T) {
-		got, err := client.CoreV1().Pods("meshed").Create(ctx, pod("legacy", map[string]string{inject.AnnotationNativeSidecar: "false"}, false), metav1.CreateOptions{})
+		got, err := client.CoreV1().Pods("meshed").Create(ctx, pod("legacy", map[string]string{mesh.AnnotationNativeSidecar: "false"}, false), metav1.CreateOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.Spec.Containers[0].Name != inject.ProxyContainerName || got.Spec.Containers[0].Lifecycle == nil || len(got.Spec.InitContainers) != 1 {
+		if got.Spec.Containers[0].Name != mesh.ProxyContainerName || got.Spec.Containers[0].Lifecycle == nil || len(got.Spec.InitContainers) != 1 {
 			t.Errorf("containers %v, init %v: want the proxy first with a postStart wait", containerNames(got.Spec.Containers), containerNames(got.Spec.InitContainers))
 		}
 	})
 
 	t.Run("disabled pod", func(t *testing.T) {
-		got, err := client.CoreV1().Pods("meshed").Create(ctx, pod("off", map[string]string{inject.AnnotationInject: inject.InjectDisabled}, false), metav1.CreateOptions{})
+		got, err := client.CoreV1().Pods("meshed").Create(ctx, pod("off", map[string]string{mesh.AnnotationInject: mesh.InjectDisabled}, false), metav1.CreateOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(got.Spec.InitContainers) != 0 || len(got.Spec.Containers) != 1 || got.Labels[inject.LabelControlPlaneNS] != "" {
+		if len(got.Spec.InitContainers) != 0 || len(got.Spec.Containers) != 1 || got.Labels[mesh.LabelControlPlaneNS] != "" {
 			t.Errorf("disabled pod changed: init %v, containers %v", containerNames(got.Spec.InitContainers), containerNames(got.Spec.Containers))
 		}
 	})
@@ -255,7 +256,7 @@ func TestWebhookInRealAPIServer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.Annotations[inject.AnnotationOpaquePorts] != "3306,5432" {
+		if got.Annotations[mesh.AnnotationOpaquePorts] != "3306,5432" {
 			t.Errorf("service annotations %v", got.Annotations)
 		}
 	})

@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/linkerd-go/linkerd-go/api/mesh"
 	"github.com/linkerd-go/linkerd-go/injector/internal/config"
 )
 
@@ -24,7 +25,7 @@ func FuzzAnnotations(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	keys := append(OverrideKeys(), AnnotationInject)
+	keys := append(OverrideKeys(), mesh.AnnotationInject)
 	f.Add(uint8(3), "80,8000-8100", uint8(6), "http")
 	f.Add(uint8(9), "2", uint8(10), "1")
 	f.Fuzz(func(t *testing.T, podKey uint8, podValue string, nsKey uint8, nsValue string) {
@@ -38,7 +39,7 @@ func FuzzAnnotations(f *testing.F) {
 				Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}},
 			}}},
 		}
-		ns := map[string]string{AnnotationInject: InjectEnabled, keys[int(nsKey)%len(keys)]: nsValue}
+		ns := map[string]string{mesh.AnnotationInject: mesh.InjectEnabled, keys[int(nsKey)%len(keys)]: nsValue}
 		raw, err := json.Marshal(pod)
 		if err != nil {
 			t.Fatal(err)
@@ -53,7 +54,7 @@ func FuzzAnnotations(f *testing.F) {
 		out := applyPatch(t, raw, res.Patch)
 		var proxies int
 		for _, c := range append(out.Spec.InitContainers, out.Spec.Containers...) {
-			if c.Name == ProxyContainerName {
+			if c.Name == mesh.ProxyContainerName {
 				proxies++
 				for name, lim := range c.Resources.Limits {
 					if req, ok := c.Resources.Requests[name]; ok && req.Cmp(lim) > 0 {

@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/linkerd-go/linkerd-go/api/mesh"
 	"github.com/linkerd-go/linkerd-go/injector/internal/config"
 )
 
@@ -163,8 +164,8 @@ func checkInjected(t *testing.T, tc *testCase, res Result) {
 		}
 		return n
 	}
-	if count(ProxyContainerName) != 1 || count(InitContainerName) != 1 {
-		t.Fatalf("want one %s and one %s, got containers %v", ProxyContainerName, InitContainerName, names(all))
+	if count(mesh.ProxyContainerName) != 1 || count(mesh.InitContainerName) != 1 {
+		t.Fatalf("want one %s and one %s, got containers %v", mesh.ProxyContainerName, mesh.InitContainerName, names(all))
 	}
 	// The original containers are all there, in order.
 	var orig []string
@@ -173,7 +174,7 @@ func checkInjected(t *testing.T, tc *testCase, res Result) {
 	}
 	var kept []string
 	for _, c := range all {
-		if c.Name != ProxyContainerName && c.Name != InitContainerName {
+		if c.Name != mesh.ProxyContainerName && c.Name != mesh.InitContainerName {
 			kept = append(kept, c.Name)
 		}
 	}
@@ -181,19 +182,19 @@ func checkInjected(t *testing.T, tc *testCase, res Result) {
 		t.Errorf("containers %v, want the pod's own %v kept in order", kept, orig)
 	}
 	if res.NativeSidecar {
-		if pod.Spec.InitContainers[0].Name != InitContainerName || pod.Spec.InitContainers[1].Name != ProxyContainerName {
-			t.Errorf("native layout: init containers %v, want %s, %s first", names(pod.Spec.InitContainers), InitContainerName, ProxyContainerName)
+		if pod.Spec.InitContainers[0].Name != mesh.InitContainerName || pod.Spec.InitContainers[1].Name != mesh.ProxyContainerName {
+			t.Errorf("native layout: init containers %v, want %s, %s first", names(pod.Spec.InitContainers), mesh.InitContainerName, mesh.ProxyContainerName)
 		}
 		p := pod.Spec.InitContainers[1]
 		if p.RestartPolicy == nil || *p.RestartPolicy != corev1.ContainerRestartPolicyAlways || p.StartupProbe == nil {
 			t.Errorf("native layout: proxy without restartPolicy Always and a startup probe")
 		}
 	} else {
-		if pod.Spec.Containers[0].Name != ProxyContainerName {
-			t.Errorf("legacy layout: containers %v, want %s first", names(pod.Spec.Containers), ProxyContainerName)
+		if pod.Spec.Containers[0].Name != mesh.ProxyContainerName {
+			t.Errorf("legacy layout: containers %v, want %s first", names(pod.Spec.Containers), mesh.ProxyContainerName)
 		}
-		if n := len(pod.Spec.InitContainers); pod.Spec.InitContainers[n-1].Name != InitContainerName {
-			t.Errorf("legacy layout: init containers %v, want %s last", names(pod.Spec.InitContainers), InitContainerName)
+		if n := len(pod.Spec.InitContainers); pod.Spec.InitContainers[n-1].Name != mesh.InitContainerName {
+			t.Errorf("legacy layout: init containers %v, want %s last", names(pod.Spec.InitContainers), mesh.InitContainerName)
 		}
 	}
 	// Injecting the result again adds nothing.

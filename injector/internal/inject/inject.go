@@ -11,6 +11,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/linkerd-go/linkerd-go/api/mesh"
 	"github.com/linkerd-go/linkerd-go/injector/internal/config"
 )
 
@@ -110,11 +111,11 @@ func (in *Injector) Inject(req Request) Result {
 	if skip != "" {
 		return Result{Skip: skip, Message: msg}
 	}
-	if hasContainer(pod, ProxyContainerName) {
-		return Result{Skip: SkipAlreadyInjected, Message: "the pod already has a " + ProxyContainerName + " container"}
+	if hasContainer(pod, mesh.ProxyContainerName) {
+		return Result{Skip: SkipAlreadyInjected, Message: "the pod already has a " + mesh.ProxyContainerName + " container"}
 	}
-	if _, ok := pod.Labels[LabelControlPlaneComp]; ok {
-		return Result{Skip: SkipControlPlane, Message: "the pod is a control-plane component (label " + LabelControlPlaneComp + ")"}
+	if _, ok := pod.Labels[mesh.LabelControlPlaneComp]; ok {
+		return Result{Skip: SkipControlPlane, Message: "the pod is a control-plane component (label " + mesh.LabelControlPlaneComp + ")"}
 	}
 	if pod.Spec.HostNetwork {
 		return Result{Skip: SkipHostNetwork, Message: "the pod uses the host's network (hostNetwork: true)"}
@@ -139,27 +140,27 @@ func (in *Injector) Inject(req Request) Result {
 			return Result{Skip: SkipInvalidConfigAnnotation, Message: strings.Join(msgs, "; "), Problems: problems}
 		}
 	}
-	b := builder{cfg: in.cfg, s: &s, pod: pod, namespace: req.Namespace, identity: identity.String(), ingress: mode == InjectIngress}
+	b := builder{cfg: in.cfg, s: &s, pod: pod, namespace: req.Namespace, identity: identity.String(), ingress: mode == mesh.InjectIngress}
 	patch := b.patch(in.recordedLabels(pod, req.Namespace), in.recordedAnnotations(&s, inherited))
 	return Result{Patch: patch, Problems: problems, NativeSidecar: s.nativeSidecar}
 }
 
 // decide reads linkerd.io/inject on the pod, else on the namespace.
 func decide(pod, ns map[string]string) (mode string, skip SkipReason, msg string) {
-	v, fromNS, ok := lookup(AnnotationInject, pod, ns)
+	v, fromNS, ok := lookup(mesh.AnnotationInject, pod, ns)
 	where := "pod"
 	if fromNS {
 		where = "namespace"
 	}
 	switch {
 	case !ok:
-		return "", SkipNotEnabled, "neither the pod nor its namespace has " + AnnotationInject
-	case v == InjectEnabled || v == InjectIngress:
+		return "", SkipNotEnabled, "neither the pod nor its namespace has " + mesh.AnnotationInject
+	case v == mesh.InjectEnabled || v == mesh.InjectIngress:
 		return v, "", ""
-	case v == InjectDisabled:
-		return "", SkipNotEnabled, fmt.Sprintf("%s annotation %s is %s", where, AnnotationInject, InjectDisabled)
+	case v == mesh.InjectDisabled:
+		return "", SkipNotEnabled, fmt.Sprintf("%s annotation %s is %s", where, mesh.AnnotationInject, mesh.InjectDisabled)
 	}
-	return "", SkipInvalidInjectAnnotation, fmt.Sprintf("%s annotation %s is %q, not one of %s, %s, %s", where, AnnotationInject, truncate(v), InjectEnabled, InjectIngress, InjectDisabled)
+	return "", SkipInvalidInjectAnnotation, fmt.Sprintf("%s annotation %s is %q, not one of %s, %s, %s", where, mesh.AnnotationInject, truncate(v), mesh.InjectEnabled, mesh.InjectIngress, mesh.InjectDisabled)
 }
 
 func truncate(s string) string {
@@ -177,7 +178,7 @@ func hasContainer(pod *corev1.Pod, name string) bool {
 // conflictingName returns a name the injector would add that the pod
 // already uses, or "".
 func conflictingName(pod *corev1.Pod) string {
-	for _, n := range []string{InitContainerName, ProxyContainerName} {
+	for _, n := range []string{mesh.InitContainerName, mesh.ProxyContainerName} {
 		if hasContainer(pod, n) {
 			return n
 		}
@@ -186,7 +187,7 @@ func conflictingName(pod *corev1.Pod) string {
 		}
 	}
 	for _, v := range pod.Spec.Volumes {
-		if v.Name == IdentityTokenVolumeName || v.Name == IdentityEndEntityVolName {
+		if v.Name == mesh.IdentityTokenVolumeName || v.Name == IdentityEndEntityVolName {
 			return v.Name
 		}
 	}
@@ -210,19 +211,19 @@ const defaultServiceAccount = "default"
 
 func (in *Injector) recordedLabels(pod *corev1.Pod, namespace string) map[string]string {
 	labels := map[string]string{
-		LabelControlPlaneNS: in.cfg.ControlPlaneNamespace,
-		LabelWorkloadNS:     namespace,
+		mesh.LabelControlPlaneNS: in.cfg.ControlPlaneNamespace,
+		mesh.LabelWorkloadNS:     namespace,
 	}
 	if kind, name, ok := ownerWorkload(pod); ok {
-		labels[LabelProxyKindPrefix+kind] = name
+		labels[mesh.LabelProxyKindPrefix+kind] = name
 	}
 	return labels
 }
 
 func (in *Injector) recordedAnnotations(s *settings, inherited map[string]string) map[string]string {
 	a := maps.Clone(inherited)
-	a[AnnotationCreatedBy] = in.createdBy
-	a[AnnotationProxyVersion] = s.proxyImage.Version
-	a[AnnotationTrustRootSHA] = in.cfg.TrustRootSHA256()
+	a[mesh.AnnotationCreatedBy] = in.createdBy
+	a[mesh.AnnotationProxyVersion] = s.proxyImage.Version
+	a[mesh.AnnotationTrustRootSHA] = in.cfg.TrustRootSHA256()
 	return a
 }

@@ -78,21 +78,21 @@ type override struct {
 // overrides lists every override, in the order they are applied and
 // reported.
 var overrides = []override{
-	{key: AnnotationProxyImage, apply: func(s *settings, v string, _ *corev1.Pod) error {
+	{key: mesh.AnnotationProxyImage, apply: func(s *settings, v string, _ *corev1.Pod) error {
 		if err := config.ValidateImageName(v); err != nil {
 			return err
 		}
 		s.proxyImage.Name = v
 		return nil
 	}},
-	{key: AnnotationProxyVersionOverride, apply: func(s *settings, v string, _ *corev1.Pod) error {
+	{key: mesh.AnnotationProxyVersionOverride, apply: func(s *settings, v string, _ *corev1.Pod) error {
 		if err := config.ValidateImageVersion(v); err != nil {
 			return err
 		}
 		s.proxyImage.Version = v
 		return nil
 	}},
-	{key: AnnotationImagePullPolicy, apply: func(s *settings, v string, _ *corev1.Pod) error {
+	{key: mesh.AnnotationImagePullPolicy, apply: func(s *settings, v string, _ *corev1.Pod) error {
 		p, err := config.ParsePullPolicy(v)
 		if err != nil {
 			return err
@@ -100,52 +100,52 @@ var overrides = []override{
 		s.proxyPullPolicy, s.initPullPolicy = p, p
 		return nil
 	}},
-	{key: AnnotationSkipInboundPorts, critical: true, apply: func(s *settings, v string, pod *corev1.Pod) error {
+	{key: mesh.AnnotationSkipInboundPorts, critical: true, apply: func(s *settings, v string, pod *corev1.Pod) error {
 		rs, err := parsePodPorts(v, pod)
 		s.skipInbound = rs
 		return err
 	}},
-	{key: AnnotationSkipOutboundPorts, critical: true, apply: func(s *settings, v string, _ *corev1.Pod) error {
+	{key: mesh.AnnotationSkipOutboundPorts, critical: true, apply: func(s *settings, v string, _ *corev1.Pod) error {
 		rs, err := config.ParsePorts(v)
 		s.skipOutbound = rs
 		return err
 	}},
-	{key: AnnotationSkipSubnets, critical: true, apply: func(s *settings, v string, _ *corev1.Pod) error {
+	{key: mesh.AnnotationSkipSubnets, critical: true, apply: func(s *settings, v string, _ *corev1.Pod) error {
 		ps, err := config.ParseSubnets(v)
 		s.skipSubnets = ps
 		return err
 	}},
-	{key: AnnotationOpaquePorts, critical: true, apply: func(s *settings, v string, pod *corev1.Pod) error {
+	{key: mesh.AnnotationOpaquePorts, critical: true, apply: func(s *settings, v string, pod *corev1.Pod) error {
 		rs, err := parsePodPorts(v, pod)
 		s.opaquePorts = rs
 		return err
 	}},
-	{key: AnnotationDefaultInboundPolicy, critical: true, apply: func(s *settings, v string, _ *corev1.Pod) error {
+	{key: mesh.AnnotationDefaultInboundPolicy, critical: true, apply: func(s *settings, v string, _ *corev1.Pod) error {
 		if err := config.ValidateInboundPolicy(v); err != nil {
 			return err
 		}
 		s.inboundPolicy = v
 		return nil
 	}},
-	{key: AnnotationProxyCPURequest, apply: quantity(func(s *settings) *string { return &s.cpu.request })},
-	{key: AnnotationProxyCPULimit, apply: quantity(func(s *settings) *string { return &s.cpu.limit })},
-	{key: AnnotationProxyMemoryRequest, apply: quantity(func(s *settings) *string { return &s.memory.request })},
-	{key: AnnotationProxyMemoryLimit, apply: quantity(func(s *settings) *string { return &s.memory.limit })},
-	{key: AnnotationProxyLogLevel, apply: func(s *settings, v string, _ *corev1.Pod) error {
+	{key: mesh.AnnotationProxyCPURequest, apply: quantity(func(s *settings) *string { return &s.cpu.request })},
+	{key: mesh.AnnotationProxyCPULimit, apply: quantity(func(s *settings) *string { return &s.cpu.limit })},
+	{key: mesh.AnnotationProxyMemoryRequest, apply: quantity(func(s *settings) *string { return &s.memory.request })},
+	{key: mesh.AnnotationProxyMemoryLimit, apply: quantity(func(s *settings) *string { return &s.memory.limit })},
+	{key: mesh.AnnotationProxyLogLevel, apply: func(s *settings, v string, _ *corev1.Pod) error {
 		if err := config.ValidateProxyLogLevel(v); err != nil {
 			return err
 		}
 		s.logLevel = v
 		return nil
 	}},
-	{key: AnnotationProxyLogFormat, apply: func(s *settings, v string, _ *corev1.Pod) error {
+	{key: mesh.AnnotationProxyLogFormat, apply: func(s *settings, v string, _ *corev1.Pod) error {
 		if err := config.ValidateLogFormat(v); err != nil {
 			return err
 		}
 		s.logFormat = v
 		return nil
 	}},
-	{key: AnnotationProxyUID, apply: func(s *settings, v string, _ *corev1.Pod) error {
+	{key: mesh.AnnotationProxyUID, apply: func(s *settings, v string, _ *corev1.Pod) error {
 		uid, err := config.ParseUID(v)
 		if err != nil {
 			return err
@@ -153,7 +153,7 @@ var overrides = []override{
 		s.uid = uid
 		return nil
 	}},
-	{key: AnnotationProxyGID, apply: func(s *settings, v string, _ *corev1.Pod) error {
+	{key: mesh.AnnotationProxyGID, apply: func(s *settings, v string, _ *corev1.Pod) error {
 		gid, err := config.ParseGID(v)
 		if err != nil {
 			return err
@@ -161,7 +161,7 @@ var overrides = []override{
 		s.gid = gid
 		return nil
 	}},
-	{key: AnnotationNativeSidecar, apply: func(s *settings, v string, _ *corev1.Pod) error {
+	{key: mesh.AnnotationNativeSidecar, apply: func(s *settings, v string, _ *corev1.Pod) error {
 		b, err := config.ParseBool(v)
 		if err != nil {
 			return err
@@ -169,7 +169,7 @@ var overrides = []override{
 		s.nativeSidecar = b
 		return nil
 	}},
-	{key: AnnotationShutdownGracePeriod, apply: func(s *settings, v string, _ *corev1.Pod) error {
+	{key: mesh.AnnotationShutdownGracePeriod, apply: func(s *settings, v string, _ *corev1.Pod) error {
 		if _, err := config.ParseShutdownGracePeriod(v); err != nil {
 			return err
 		}
@@ -255,8 +255,8 @@ func resolve(c *config.Config, pod *corev1.Pod, nsAnnotations map[string]string)
 		b, def   *bounds
 		req, lim string
 	}{
-		{"cpu", &s.cpu, &d.cpu, AnnotationProxyCPURequest, AnnotationProxyCPULimit},
-		{"memory", &s.memory, &d.memory, AnnotationProxyMemoryRequest, AnnotationProxyMemoryLimit},
+		{"cpu", &s.cpu, &d.cpu, mesh.AnnotationProxyCPURequest, mesh.AnnotationProxyCPULimit},
+		{"memory", &s.memory, &d.memory, mesh.AnnotationProxyMemoryRequest, mesh.AnnotationProxyMemoryLimit},
 	} {
 		if r.b.request == "" || r.b.limit == "" {
 			continue

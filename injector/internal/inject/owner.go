@@ -3,6 +3,7 @@ package inject
 import (
 	"strings"
 
+	"github.com/linkerd-go/linkerd-go/api/mesh"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -26,7 +27,7 @@ func ownerWorkload(pod *corev1.Pod) (kind, name string, ok bool) {
 			}
 		}
 	}
-	if len(validation.IsQualifiedName(LabelProxyKindPrefix+kind)) > 0 || len(validation.IsValidLabelValue(name)) > 0 {
+	if len(validation.IsQualifiedName(mesh.LabelProxyKindPrefix+kind)) > 0 || len(validation.IsValidLabelValue(name)) > 0 {
 		return "", "", false
 	}
 	return kind, name, true

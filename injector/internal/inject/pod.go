@@ -23,7 +23,7 @@ const (
 	// TokenDir holds the projected ServiceAccount token.
 	TokenDir = "/var/run/secrets/tokens"
 	// TokenFile is the projected token the proxy presents to identity.
-	TokenFile = TokenDir + "/" + IdentityTokenVolumeName
+	TokenFile = TokenDir + "/" + mesh.IdentityTokenVolumeName
 	// TokenExpirationSeconds is the lifetime of the projected token; the
 	// kubelet refreshes it well before then.
 	TokenExpirationSeconds = 86400
@@ -112,7 +112,7 @@ func (b *builder) initContainer() corev1.Container {
 		runAs, nonRoot = nonRootInitUID, true
 	}
 	return corev1.Container{
-		Name:            InitContainerName,
+		Name:            mesh.InitContainerName,
 		Image:           b.cfg.ProxyInit.Image.Ref(),
 		ImagePullPolicy: b.s.initPullPolicy,
 		Args:            args,
@@ -147,7 +147,7 @@ func (b *builder) proxyContainer() corev1.Container {
 		sc.RunAsGroup = ptr(b.s.gid)
 	}
 	c := corev1.Container{
-		Name:            ProxyContainerName,
+		Name:            mesh.ProxyContainerName,
 		Image:           b.s.proxyImage.Ref(),
 		ImagePullPolicy: b.s.proxyPullPolicy,
 		Ports: []corev1.ContainerPort{
@@ -162,7 +162,7 @@ func (b *builder) proxyContainer() corev1.Container {
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 		VolumeMounts: []corev1.VolumeMount{
 			{Name: IdentityEndEntityVolName, MountPath: IdentityDir},
-			{Name: IdentityTokenVolumeName, MountPath: TokenDir, ReadOnly: true},
+			{Name: mesh.IdentityTokenVolumeName, MountPath: TokenDir, ReadOnly: true},
 		},
 	}
 	if b.s.nativeSidecar {
@@ -302,12 +302,12 @@ func (b *builder) volumes() []corev1.Volume {
 		{Name: IdentityEndEntityVolName, VolumeSource: corev1.VolumeSource{
 			EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory},
 		}},
-		{Name: IdentityTokenVolumeName, VolumeSource: corev1.VolumeSource{
+		{Name: mesh.IdentityTokenVolumeName, VolumeSource: corev1.VolumeSource{
 			Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{{
 				ServiceAccountToken: &corev1.ServiceAccountTokenProjection{
 					Audience:          identityv1.TokenAudience,
 					ExpirationSeconds: ptr(int64(TokenExpirationSeconds)),
-					Path:              IdentityTokenVolumeName,
+					Path:              mesh.IdentityTokenVolumeName,
 				},
 			}}},
 		}},

@@ -3,6 +3,7 @@ package inject
 import (
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/linkerd-go/linkerd-go/api/mesh"
 	"github.com/linkerd-go/linkerd-go/injector/internal/config"
 )
 
@@ -11,10 +12,10 @@ import (
 // opaque like the pods behind it. Port names are not resolved here: only a
 // numeric list is copied. It returns nil when there is nothing to add.
 func InjectService(svc *corev1.Service, nsAnnotations map[string]string) Patch {
-	if _, ok := svc.Annotations[AnnotationOpaquePorts]; ok {
+	if _, ok := svc.Annotations[mesh.AnnotationOpaquePorts]; ok {
 		return nil
 	}
-	v, ok := nsAnnotations[AnnotationOpaquePorts]
+	v, ok := nsAnnotations[mesh.AnnotationOpaquePorts]
 	if !ok {
 		return nil
 	}
@@ -22,6 +23,6 @@ func InjectService(svc *corev1.Service, nsAnnotations map[string]string) Patch {
 		return nil
 	}
 	var p Patch
-	addToMap(&p, "/metadata/annotations", svc.Annotations, map[string]string{AnnotationOpaquePorts: v})
+	addToMap(&p, "/metadata/annotations", svc.Annotations, map[string]string{mesh.AnnotationOpaquePorts: v})
 	return p
 }

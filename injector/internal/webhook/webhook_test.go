@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/record"
 
+	"github.com/linkerd-go/linkerd-go/api/mesh"
 	"github.com/linkerd-go/linkerd-go/injector/internal/config"
 	"github.com/linkerd-go/linkerd-go/injector/internal/inject"
 )
@@ -57,7 +58,7 @@ func newHandler(t testing.TB) (*Handler, *record.FakeRecorder, *prometheus.Regis
 		Log:      logr.Discard(),
 		Injector: inject.New(testConfig(t), "linkerd/proxy-injector test"),
 		Namespaces: staticNamespaces{
-			"meshed":   {inject.AnnotationInject: inject.InjectEnabled, inject.AnnotationOpaquePorts: "3306"},
+			"meshed":   {mesh.AnnotationInject: mesh.InjectEnabled, mesh.AnnotationOpaquePorts: "3306"},
 			"unmeshed": nil,
 		},
 		Events:  rec,
@@ -152,8 +153,8 @@ func TestSkips(t *testing.T) {
 		event  string // "" for none
 	}{
 		{"not annotated", "unmeshed", appPod("web", nil), inject.SkipNotEnabled, ""},
-		{"disabled", "meshed", appPod("web", map[string]string{inject.AnnotationInject: "disabled"}), inject.SkipNotEnabled, ""},
-		{"bad traffic override", "meshed", appPod("web", map[string]string{inject.AnnotationSkipInboundPorts: "0"}), inject.SkipInvalidConfigAnnotation, "Warning InjectionSkipped "},
+		{"disabled", "meshed", appPod("web", map[string]string{mesh.AnnotationInject: "disabled"}), inject.SkipNotEnabled, ""},
+		{"bad traffic override", "meshed", appPod("web", map[string]string{mesh.AnnotationSkipInboundPorts: "0"}), inject.SkipInvalidConfigAnnotation, "Warning InjectionSkipped "},
 		{"host network", "meshed", func() *corev1.Pod { p := appPod("web", nil); p.Spec.HostNetwork = true; return p }(), inject.SkipHostNetwork, "Warning InjectionSkipped "},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -184,15 +185,15 @@ func TestSkips(t *testing.T) {
 
 func TestBadValuesWarnAndRecord(t *testing.T) {
 	h, rec, _ := newHandler(t)
-	_, resp := post(t, h, podReview(t, "meshed", appPod("web", map[string]string{inject.AnnotationProxyLogFormat: "xml"}), false))
-	if len(resp.Patch) == 0 || len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], inject.AnnotationProxyLogFormat) {
+	_, resp := post(t, h, podReview(t, "meshed", appPod("web", map[string]string{mesh.AnnotationProxyLogFormat: "xml"}), false))
+	if len(resp.Patch) == 0 || len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], mesh.AnnotationProxyLogFormat) {
 		t.Fatalf("want a patch and one warning naming the annotation, got %+v", resp)
 	}
 	<-rec.Events // Injected
 	if got := <-rec.Events; !strings.HasPrefix(got, "Warning "+EventInvalidAnnotation) {
 		t.Errorf("event %q, want a warning about the annotation", got)
 	}
-	if v := testutil.ToFloat64(h.Metrics.invalid.WithLabelValues(inject.AnnotationProxyLogFormat)); v != 1 {
+	if v := testutil.ToFloat64(h.Metrics.invalid.WithLabelValues(mesh.AnnotationProxyLogFormat)); v != 1 {
 		t.Errorf("invalid annotations = %v, want 1", v)
 	}
 }

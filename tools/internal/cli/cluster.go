@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/linkerd-go/linkerd-go/api/mesh"
 	"github.com/linkerd-go/linkerd-go/tools/internal/cli/stat"
 )
 
@@ -136,7 +137,7 @@ func resolvePods(ctx context.Context, client kubernetes.Interface, ns, target st
 		}
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("%s in namespace %s has no pod with a %s container", target, ns, stat.ProxyContainer)
+		return nil, fmt.Errorf("%s in namespace %s has no pod with a %s container", target, ns, mesh.ProxyContainerName)
 	}
 	return out, nil
 }

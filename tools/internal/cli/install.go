@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/linkerd-go/linkerd-go/api/mesh"
 	"github.com/linkerd-go/linkerd-go/tools/internal/cli/pki"
 	"github.com/linkerd-go/linkerd-go/tools/internal/cli/render"
 )
@@ -167,11 +168,11 @@ func (o installOptions) identityValues(vals map[string]any) error {
 		set(string(b), f.keys...)
 	}
 	if o.externalIssuer {
-		set("kubernetes.io/tls", "identity", "issuer", "scheme")
+		set(mesh.IssuerSchemeKubernetes, "identity", "issuer", "scheme")
 	}
 	anchors := get("identityTrustAnchorsPEM")
 	crt, key := get("identity", "issuer", "tls", "crtPEM"), get("identity", "issuer", "tls", "keyPEM")
-	external := get("identity", "issuer", "scheme") == "kubernetes.io/tls"
+	external := get("identity", "issuer", "scheme") == mesh.IssuerSchemeKubernetes
 	switch {
 	case external && anchors == "":
 		return fmt.Errorf("%w: an external issuer needs the trust anchors it chains to: --identity-trust-anchors-file", errUsage)

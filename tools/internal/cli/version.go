@@ -15,6 +15,7 @@ import (
 	destinationv1 "github.com/linkerd-go/linkerd-go/api/linkerd/destination/v1"
 	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
 	policyv1 "github.com/linkerd-go/linkerd-go/api/linkerd/policy/v1"
+	"github.com/linkerd-go/linkerd-go/api/mesh"
 	"github.com/linkerd-go/linkerd-go/tools/internal/cli/check"
 	"github.com/linkerd-go/linkerd-go/tools/internal/version"
 )
@@ -130,9 +131,9 @@ func controlPlaneVersions(ctx context.Context, client kubernetes.Interface, ns s
 			return out, fmt.Errorf("deployment %s/%s: %w", ns, name, err)
 		}
 		c := componentVersion{
-			Component:     d.Spec.Template.Labels["linkerd.io/control-plane-component"],
+			Component:     d.Spec.Template.Labels[mesh.LabelControlPlaneComp],
 			Deployment:    name,
-			ProxyVersion:  d.Spec.Template.Annotations["linkerd.io/proxy-version"],
+			ProxyVersion:  d.Spec.Template.Annotations[mesh.AnnotationProxyVersion],
 			ReadyReplicas: d.Status.ReadyReplicas,
 		}
 		if d.Spec.Replicas != nil {
@@ -140,7 +141,7 @@ func controlPlaneVersions(ctx context.Context, client kubernetes.Interface, ns s
 		}
 		// The component is the one container that is not the proxy.
 		for _, ct := range d.Spec.Template.Spec.Containers {
-			if ct.Name != check.ProxyContainer {
+			if ct.Name != mesh.ProxyContainerName {
 				c.Image = ct.Image
 				c.Version = imageTag(ct.Image)
 				break

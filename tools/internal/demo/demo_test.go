@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/linkerd-go/linkerd-go/api/mesh"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -27,7 +28,7 @@ func TestObjectsApplyTwice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ns.Annotations[InjectAnnotation] != "enabled" {
+	if ns.Annotations[mesh.AnnotationInject] != "enabled" {
 		t.Errorf("namespace annotations %v", ns.Annotations)
 	}
 	for _, name := range Deployments {
@@ -43,7 +44,7 @@ func TestObjectsApplyTwice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Annotations[InjectAnnotation] != "disabled" {
+	if p.Annotations[mesh.AnnotationInject] != "disabled" {
 		t.Errorf("unmeshed pod annotations %v", p.Annotations)
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
+	"github.com/linkerd-go/linkerd-go/api/mesh"
 	"github.com/linkerd-go/linkerd-go/tools/internal/cluster"
 	"github.com/linkerd-go/linkerd-go/tools/internal/demo/app"
 )
@@ -44,8 +45,6 @@ const (
 	StatsPort = 8081
 	// BackendReplicas is the backend's replica count.
 	BackendReplicas = 3
-	// InjectAnnotation is Linkerd's injection annotation.
-	InjectAnnotation = "linkerd.io/inject"
 )
 
 // Deployments are the demo's Deployments.
@@ -75,7 +74,7 @@ func Objects(o Options) []any {
 	backendAddr := fmt.Sprintf("%s.%s.svc.%s:%d", Backend, ns, cluster.ClusterDomain, Port)
 	objs := []any{&corev1.Namespace{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"},
-		ObjectMeta: metav1.ObjectMeta{Name: ns, Annotations: map[string]string{InjectAnnotation: "enabled"}},
+		ObjectMeta: metav1.ObjectMeta{Name: ns, Annotations: map[string]string{mesh.AnnotationInject: "enabled"}},
 	}}
 	for _, sa := range Deployments {
 		objs = append(objs, &corev1.ServiceAccount{
@@ -132,7 +131,7 @@ func UnmeshedPod(ns string) *corev1.Pod {
 	return &corev1.Pod{
 		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
 		ObjectMeta: metav1.ObjectMeta{Name: Unmeshed, Namespace: ns, Labels: map[string]string{"app": Unmeshed},
-			Annotations: map[string]string{InjectAnnotation: "disabled"}},
+			Annotations: map[string]string{mesh.AnnotationInject: "disabled"}},
 		Spec: spec,
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
+	"github.com/linkerd-go/linkerd-go/api/mesh"
 )
 
 // kubeconfig writes a kubeconfig holding a token of ServiceAccount ns/sa
@@ -97,12 +98,12 @@ func (m *Mesh) createObjects(ctx context.Context) error {
 			ObjectMeta: metav1.ObjectMeta{
 				Name: name, Namespace: AppNS,
 				Labels: map[string]string{
-					"app":                         app,
-					"linkerd.io/control-plane-ns": ControlPlaneNS,
-					"linkerd.io/workload-ns":      AppNS,
-					"linkerd.io/proxy-deployment": app,
+					"app":                                    app,
+					mesh.LabelControlPlaneNS:                 ControlPlaneNS,
+					mesh.LabelWorkloadNS:                     AppNS,
+					mesh.LabelProxyKindPrefix + "deployment": app,
 				},
-				Annotations: map[string]string{"linkerd.io/created-by": "linkerd/proxy-injector meshlab"},
+				Annotations: map[string]string{mesh.AnnotationCreatedBy: "linkerd/proxy-injector meshlab"},
 			},
 			Spec: corev1.PodSpec{
 				ServiceAccountName: sa,

@@ -29,6 +29,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/linkerd-go/linkerd-go/api/mesh"
 	"github.com/linkerd-go/linkerd-go/tools/internal/cli/pki"
 )
 
@@ -39,14 +40,8 @@ const (
 	WebhookSecret         = "linkerd-proxy-injector-k8s-tls"
 	WebhookConfiguration  = "linkerd-proxy-injector-webhook-config"
 	InjectorService       = "linkerd-proxy-injector"
-	ProxyContainer        = "linkerd-proxy"
 	DefaultExpiryWarning  = 60 * 24 * time.Hour
 	minKubernetesVersion  = "1.29.0"
-	controlPlaneNSLabel   = "linkerd.io/control-plane-ns"
-	componentLabel        = "linkerd.io/control-plane-component"
-	proxyVersionAnnot     = "linkerd.io/proxy-version"
-	trustRootSHA256Annot  = "linkerd.io/trust-root-sha256"
-	injectAnnotation      = "linkerd.io/inject"
 	injectorProbePodName  = "linkerd-check-injection-probe"
 	injectorProbeNSDefult = "default"
 )
@@ -352,7 +347,7 @@ func (r *runner) checkDeployment(ctx context.Context, name string) error {
 
 // controlPlanePods returns the pods of the control plane's Deployments.
 func (r *runner) controlPlanePods(ctx context.Context) ([]corev1.Pod, error) {
-	sel := labels.SelectorFromSet(labels.Set{controlPlaneNSLabel: r.cfg.ControlPlaneNamespace}).String() + "," + componentLabel
+	sel := labels.SelectorFromSet(labels.Set{mesh.LabelControlPlaneNS: r.cfg.ControlPlaneNamespace}).String() + "," + mesh.LabelControlPlaneComp
 	pods, err := r.cfg.Kube.CoreV1().Pods(r.cfg.ControlPlaneNamespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
 	if err != nil {
 		return nil, err
@@ -400,17 +395,17 @@ func (r *runner) checkControlPlanePods(ctx context.Context) error {
 func proxyStatus(p *corev1.Pod) (corev1.ContainerStatus, bool) {
 	has := false
 	for _, c := range append(append([]corev1.Container{}, p.Spec.InitContainers...), p.Spec.Containers...) {
-		has = has || c.Name == ProxyContainer
+		has = has || c.Name == mesh.ProxyContainerName
 	}
 	if !has {
 		return corev1.ContainerStatus{}, false
 	}
 	for _, s := range append(append([]corev1.ContainerStatus{}, p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
-		if s.Name == ProxyContainer {
+		if s.Name == mesh.ProxyContainerName {
 			return s, true
 		}
 	}
-	return corev1.ContainerStatus{Name: ProxyContainer}, true
+	return corev1.ContainerStatus{Name: mesh.ProxyContainerName}, true
 }
 
 func proxiesNotReady(pods []corev1.Pod) (notReady, unmeshed []string) {
@@ -438,10 +433,10 @@ func (r *runner) checkControlPlaneProxies(ctx context.Context) error {
 	}
 	notReady, unmeshed := proxiesNotReady(pods)
 	if len(unmeshed) > 0 {
-		return fail("the control-plane pods are rendered with their proxies; reinstall with linkerd install", "pods without a %s container: %s", ProxyContainer, strings.Join(unmeshed, ", "))
+		return fail("the control-plane pods are rendered with their proxies; reinstall with linkerd install", "pods without a %s container: %s", mesh.ProxyContainerName, strings.Join(unmeshed, ", "))
 	}
 	if len(notReady) > 0 {
-		return fail(fmt.Sprintf("kubectl -n %s logs %s -c %s", r.cfg.ControlPlaneNamespace, strings.SplitN(notReady[0], "/", 2)[1], ProxyContainer), "proxies not ready: %s", strings.Join(notReady, ", "))
+		return fail(fmt.Sprintf("kubectl -n %s logs %s -c %s", r.cfg.ControlPlaneNamespace, strings.SplitN(notReady[0], "/", 2)[1], mesh.ProxyContainerName), "proxies not ready: %s", strings.Join(notReady, ", "))
 	}
 	return nil
 }
@@ -509,10 +504,10 @@ func (r *runner) issuer(ctx context.Context) (certPEM, keyPEM []byte, scheme str
 		return nil, nil, "", err
 	}
 	if c, ok := s.Data[corev1.TLSCertKey]; ok {
-		return c, s.Data[corev1.TLSPrivateKeyKey], "kubernetes.io/tls", nil
+		return c, s.Data[corev1.TLSPrivateKeyKey], mesh.IssuerSchemeKubernetes, nil
 	}
 	if c, ok := s.Data["crt.pem"]; ok {
-		return c, s.Data["key.pem"], "linkerd.io/tls", nil
+		return c, s.Data["key.pem"], mesh.IssuerSchemeLinkerd, nil
 	}
 	return nil, nil, "", fail("the Secret needs tls.crt/tls.key (kubernetes.io/tls) or crt.pem/key.pem (linkerd.io/tls)", "Secret %s/%s has neither tls.crt nor crt.pem", ns, IssuerSecret)
 }
@@ -647,7 +642,7 @@ func (r *runner) checkInjectorEndpoints(ctx context.Context) error {
 			}
 		}
 	}
-	return fail(fmt.Sprintf("kubectl -n %s get pods -l %s=proxy-injector", r.cfg.ControlPlaneNamespace, componentLabel), "Service %s/%s has no ready endpoints: the API server cannot reach the injector", ns, name)
+	return fail(fmt.Sprintf("kubectl -n %s get pods -l %s=proxy-injector", r.cfg.ControlPlaneNamespace, mesh.LabelControlPlaneComp), "Service %s/%s has no ready endpoints: the API server cannot reach the injector", ns, name)
 }
 
 func (r *runner) checkInjectionProbe(ctx context.Context) error {
@@ -655,7 +650,7 @@ func (r *runner) checkInjectionProbe(ctx context.Context) error {
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        injectorProbePodName,
 			Namespace:   r.cfg.InjectionProbeNamespace,
-			Annotations: map[string]string{injectAnnotation: "enabled"},
+			Annotations: map[string]string{mesh.AnnotationInject: "enabled"},
 		},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "probe", Image: "linkerd-check-probe"}}},
 	}
@@ -664,14 +659,14 @@ func (r *runner) checkInjectionProbe(ctx context.Context) error {
 		return fail("", "dry-run pod create in namespace %s: %v", pod.Namespace, err)
 	}
 	if _, ok := proxyStatus(got); !ok {
-		return fail(fmt.Sprintf("kubectl -n %s logs deploy/linkerd-proxy-injector", r.cfg.ControlPlaneNamespace), "a dry-run pod annotated %s: enabled in namespace %s was not injected: the webhook did not answer or refused", injectAnnotation, pod.Namespace)
+		return fail(fmt.Sprintf("kubectl -n %s logs deploy/linkerd-proxy-injector", r.cfg.ControlPlaneNamespace), "a dry-run pod annotated %s: enabled in namespace %s was not injected: the webhook did not answer or refused", mesh.AnnotationInject, pod.Namespace)
 	}
 	return nil
 }
 
 // dataPlanePods returns the pods with a proxy in the namespace checked.
 func (r *runner) dataPlanePods(ctx context.Context) ([]corev1.Pod, error) {
-	pods, err := r.cfg.Kube.CoreV1().Pods(r.cfg.ProxyNamespace).List(ctx, metav1.ListOptions{LabelSelector: controlPlaneNSLabel + "=" + r.cfg.ControlPlaneNamespace})
+	pods, err := r.cfg.Kube.CoreV1().Pods(r.cfg.ProxyNamespace).List(ctx, metav1.ListOptions{LabelSelector: mesh.LabelControlPlaneNS + "=" + r.cfg.ControlPlaneNamespace})
 	if err != nil {
 		return nil, err
 	}
@@ -694,7 +689,7 @@ func (r *runner) checkDataPlaneReady(ctx context.Context) error {
 	}
 	notReady, _ := proxiesNotReady(pods)
 	if len(notReady) > 0 {
-		return fail("kubectl logs <pod> -c "+ProxyContainer, "proxies not ready: %s", strings.Join(notReady, ", "))
+		return fail("kubectl logs <pod> -c "+mesh.ProxyContainerName, "proxies not ready: %s", strings.Join(notReady, ", "))
 	}
 	return nil
 }
@@ -704,7 +699,7 @@ func (r *runner) controlPlaneVersion(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return d.Spec.Template.Annotations[proxyVersionAnnot], nil
+	return d.Spec.Template.Annotations[mesh.AnnotationProxyVersion], nil
 }
 
 func (r *runner) checkDataPlaneVersion(ctx context.Context) error {
@@ -718,7 +713,7 @@ func (r *runner) checkDataPlaneVersion(ctx context.Context) error {
 	}
 	var off []string
 	for _, p := range pods {
-		if v := p.Annotations[proxyVersionAnnot]; v != want {
+		if v := p.Annotations[mesh.AnnotationProxyVersion]; v != want {
 			off = append(off, fmt.Sprintf("%s/%s (%s)", p.Namespace, p.Name, v))
 		}
 	}
@@ -740,7 +735,7 @@ func (r *runner) checkDataPlaneTrustRoot(ctx context.Context) error {
 	}
 	var off []string
 	for _, p := range pods {
-		if v, ok := p.Annotations[trustRootSHA256Annot]; ok && v != want {
+		if v, ok := p.Annotations[mesh.AnnotationTrustRootSHA]; ok && v != want {
 			off = append(off, p.Namespace+"/"+p.Name)
 		}
 	}

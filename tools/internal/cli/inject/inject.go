@@ -14,14 +14,8 @@ import (
 	"io"
 	"strings"
 
+	"github.com/linkerd-go/linkerd-go/api/mesh"
 	"go.yaml.in/yaml/v3"
-)
-
-// Annotation is the injection annotation and Enabled its value.
-const (
-	Annotation = "linkerd.io/inject"
-	Enabled    = "enabled"
-	Disabled   = "disabled"
 )
 
 // Mode says what Transform does.
@@ -152,8 +146,8 @@ func edit(obj *yaml.Node, mode Mode) []Entry {
 	if mode == Uninject {
 		meta := walk(obj, path, false)
 		ann := get(meta, "annotations")
-		if ann == nil || !remove(ann, Annotation) {
-			e.Outcome, e.Reason = Unchanged, "no "+Annotation+" annotation"
+		if ann == nil || !remove(ann, mesh.AnnotationInject) {
+			e.Outcome, e.Reason = Unchanged, "no "+mesh.AnnotationInject+" annotation"
 			return []Entry{e}
 		}
 		if ann.Kind == yaml.MappingNode && len(ann.Content) == 0 {
@@ -168,19 +162,19 @@ func edit(obj *yaml.Node, mode Mode) []Entry {
 	}
 	meta := walk(obj, path, true)
 	ann := get(meta, "annotations")
-	switch v := scalar(get(ann, Annotation)); v {
-	case Enabled:
-		e.Outcome, e.Reason = Unchanged, Annotation+": enabled already"
+	switch v := scalar(get(ann, mesh.AnnotationInject)); v {
+	case mesh.InjectEnabled:
+		e.Outcome, e.Reason = Unchanged, mesh.AnnotationInject+": enabled already"
 		return []Entry{e}
-	case Disabled:
-		e.Outcome, e.Reason = Skipped, Annotation+": disabled; remove it (linkerd uninject) to mesh it"
+	case mesh.InjectDisabled:
+		e.Outcome, e.Reason = Skipped, mesh.AnnotationInject+": disabled; remove it (linkerd uninject) to mesh it"
 		return []Entry{e}
 	}
 	if ann == nil || ann.Kind != yaml.MappingNode {
 		ann = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
 		set(meta, "annotations", ann)
 	}
-	set(ann, Annotation, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: Enabled})
+	set(ann, mesh.AnnotationInject, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: mesh.InjectEnabled})
 	e.Outcome = Injected
 	return []Entry{e}
 }

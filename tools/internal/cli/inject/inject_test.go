@@ -11,6 +11,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/linkerd-go/linkerd-go/api/mesh"
 	"github.com/linkerd-go/linkerd-go/tools/internal/cli/clitest"
 )
 
@@ -99,7 +100,7 @@ func onlyTheAnnotationChanges(t *testing.T, file string, want int) {
 	if len(before) != len(after) {
 		t.Fatalf("%d documents in, %d out", len(before), len(after))
 	}
-	injected := strings.Count(out.String(), Annotation+": enabled") - strings.Count(strings.ReplaceAll(string(src), `"`+Annotation+`": "enabled"`, Annotation+": enabled"), Annotation+": enabled")
+	injected := strings.Count(out.String(), mesh.AnnotationInject+": enabled") - strings.Count(strings.ReplaceAll(string(src), `"`+mesh.AnnotationInject+`": "enabled"`, mesh.AnnotationInject+": enabled"), mesh.AnnotationInject+": enabled")
 	for i := range before {
 		kind := before[i].(map[string]any)["kind"]
 		bj, _ := json.Marshal(normalize(before[i]))
@@ -119,8 +120,8 @@ func onlyTheAnnotationChanges(t *testing.T, file string, want int) {
 func normalize(v any) any {
 	switch x := v.(type) {
 	case map[string]any:
-		if x[Annotation] == Enabled {
-			delete(x, Annotation)
+		if x[mesh.AnnotationInject] == mesh.InjectEnabled {
+			delete(x, mesh.AnnotationInject)
 		}
 		for k, e := range x {
 			x[k] = normalize(e)

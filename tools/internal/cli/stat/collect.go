@@ -13,17 +13,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/linkerd-go/linkerd-go/api/mesh"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 )
-
-// AdminPort is the proxy's admin port, which serves /metrics.
-const AdminPort = 4191
-
-// ProxyContainer is the proxy's container name.
-const ProxyContainer = "linkerd-proxy"
 
 // ProxyEnv returns the literal value of an environment variable of a pod's
 // proxy container (a native sidecar among the init containers, or a
@@ -31,7 +26,7 @@ const ProxyContainer = "linkerd-proxy"
 func ProxyEnv(p *corev1.Pod, name string) string {
 	for _, cs := range [][]corev1.Container{p.Spec.InitContainers, p.Spec.Containers} {
 		for _, c := range cs {
-			if c.Name != ProxyContainer {
+			if c.Name != mesh.ProxyContainerName {
 				continue
 			}
 			for _, e := range c.Env {
@@ -102,7 +97,7 @@ type ScrapeFunc func(ctx context.Context, pod *corev1.Pod) ([]byte, error)
 // so no port-forward is needed; it needs the "get" verb on pods/proxy.
 func APIServerScrape(client kubernetes.Interface) ScrapeFunc {
 	return func(ctx context.Context, pod *corev1.Pod) ([]byte, error) {
-		return client.CoreV1().Pods(pod.Namespace).ProxyGet("http", pod.Name, strconv.Itoa(AdminPort), "/metrics", nil).DoRaw(ctx)
+		return client.CoreV1().Pods(pod.Namespace).ProxyGet("http", pod.Name, strconv.Itoa(mesh.AdminPort), "/metrics", nil).DoRaw(ctx)
 	}
 }
 
@@ -274,12 +269,12 @@ func (c Collector) workloads(ctx context.Context, sel Selector) ([]*workload, er
 // container).
 func HasProxy(p *corev1.Pod) bool {
 	for _, c := range p.Spec.InitContainers {
-		if c.Name == ProxyContainer {
+		if c.Name == mesh.ProxyContainerName {
 			return true
 		}
 	}
 	for _, c := range p.Spec.Containers {
-		if c.Name == ProxyContainer {
+		if c.Name == mesh.ProxyContainerName {
 			return true
 		}
 	}

@@ -118,7 +118,7 @@ func TestRealProxy(t *testing.T) {
 	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "app"},
 		Spec: appsv1.DeploymentSpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}}}
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-0", Namespace: "app", Labels: map[string]string{"app": "web"}},
-		Spec:   corev1.PodSpec{InitContainers: []corev1.Container{{Name: ProxyContainer}}, Containers: []corev1.Container{{Name: "web"}}},
+		Spec:   corev1.PodSpec{InitContainers: []corev1.Container{{Name: mesh.ProxyContainerName}}, Containers: []corev1.Container{{Name: "web"}}},
 		Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: podIP}}
 	var scrapes [][]byte
 	c := Collector{

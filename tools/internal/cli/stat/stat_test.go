@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/linkerd-go/linkerd-go/api/mesh"
 	"github.com/linkerd-go/linkerd-go/tools/internal/cli/clitest"
 )
 
@@ -113,7 +114,7 @@ func meshedPod(name, app string, proxy bool) *corev1.Pod {
 		Spec:   corev1.PodSpec{Containers: []corev1.Container{{Name: "app"}}},
 		Status: corev1.PodStatus{Phase: corev1.PodRunning}}
 	if proxy {
-		p.Spec.InitContainers = []corev1.Container{{Name: ProxyContainer}}
+		p.Spec.InitContainers = []corev1.Container{{Name: mesh.ProxyContainerName}}
 	}
 	return p
 }
