@@ -28,7 +28,7 @@ CACHE_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/linkerd-go
 export GOCACHE := $(CACHE_DIR)/go-build
 export GOMODCACHE := $(CACHE_DIR)/go-mod
 export BUF_CACHE_DIR := $(CACHE_DIR)/buf
-# Read by the tools module: built Kubernetes binaries, dev cluster state.
+# Read by the tools modules: built Kubernetes binaries, dev cluster state.
 export LINKERD_GO_CACHE := $(CACHE_DIR)
 
 # Build tags of the test tiers above unit tests (see docs/testing.md):
@@ -37,7 +37,7 @@ export LINKERD_GO_CACHE := $(CACHE_DIR)
 # Their results are never taken from the test cache (-count=1): they depend on
 # binaries and host state the go command does not track.
 TEST_TAGS := integration,e2e
-DEV := cd $(ROOT)/tools && GOWORK=off go run ./cmd/dev
+DEV := cd $(ROOT)/tools/dev && GOWORK=off go run ./cmd/dev
 
 GOTOOL := GOWORK=off go tool -modfile=$(ROOT)/devtools/go.mod
 
@@ -90,9 +90,15 @@ test-integration: k8s-bins ## Tier 2: every module's tests against real parts (k
 	done
 
 .PHONY: test-e2e
+# Only the tools modules have tier-3 tests: the dev cluster's own (tools/dev)
+# and the end-to-end suite (tools/suites).
+E2E_MODULES := tools/dev tools/suites
+
 test-e2e: k8s-bins ## Tier 3: tests on the real single-node cluster (brought up and torn down by each package, one package at a time). Needs root.
-	@echo "test-e2e: tools"
-	@cd $(ROOT)/tools && GOWORK=off go test -count=1 -p 1 -tags e2e -timeout 45m ./...
+	@for m in $(E2E_MODULES); do \
+		echo "test-e2e: $$m"; \
+		(cd $(ROOT)/$$m && GOWORK=off go test -count=1 -p 1 -tags e2e -timeout 45m ./...); \
+	done
 
 .PHONY: k8s-bins
 k8s-bins: ## Build (or find in the cache) the pinned Kubernetes, containerd, CNI, helm and crane binaries.
@@ -123,8 +129,8 @@ charts-lint: k8s-bins ## helm lint every chart with each value set, and check th
 
 # Benchmarks (tier 4): reports, not pass/fail. See docs/testing.md.
 .PHONY: bench-proxy
-bench-proxy: k8s-bins ## Data-plane benchmark: direct vs our proxy pair vs an nginx pair; report into tools/bench/results/. Needs root.
-	@cd $(ROOT)/tools && GOWORK=off go run ./cmd/bench proxy --out $(ROOT)/tools/bench/results
+bench-proxy: k8s-bins ## Data-plane benchmark: direct vs our proxy pair vs an nginx pair; report into tools/suites/bench/results/. Needs root.
+	@cd $(ROOT)/tools/suites && GOWORK=off go run ./cmd/bench proxy --out $(ROOT)/tools/suites/bench/results
 
 .PHONY: lint
 lint: lint-go lint-proto ## All linters.

@@ -2,7 +2,7 @@
 // CoreDNS, Helm and crane binaries the test tiers and the dev cluster run
 // (the pinned versions) and where `make k8s-bins` caches them, so that the
 // test harness finds exactly the pinned set. The builder is in the tools
-// module (tools/internal/kubebuild); this package only names and finds.
+// module (tools/dev/internal/kubebuild); this package only names and finds.
 //
 // Layout under the cache root:
 //
@@ -25,7 +25,7 @@ import (
 // The Makefile sets it, so make targets and tests agree on one folder.
 const EnvCacheDir = "LINKERD_GO_CACHE"
 
-// Recipe changes whenever the way the builder (tools/internal/kubebuild)
+// Recipe changes whenever the way the builder (tools/dev/internal/kubebuild)
 // makes a component changes, so that a cached build made with an older
 // recipe is not reused.
 const Recipe = "1"
