@@ -18,6 +18,7 @@ import (
 
 	policyv1 "github.com/linkerd-go/linkerd-go/api/linkerd/policy/v1"
 	"github.com/linkerd-go/linkerd-go/destination/internal/identitytest"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/testpki"
 )
 
 // TestPolicyServedOverTLS runs destination with its certificate from an
@@ -25,12 +26,12 @@ import (
 // destination's identity name, chained to the anchors) and refuses
 // plaintext, as the discovery port does.
 func TestPolicyServedOverTLS(t *testing.T) {
-	root := identitytest.NewCA(t, nil, "root")
-	issuer := identitytest.NewCA(t, root, "issuer")
+	root := testpki.NewRoot(t, "root", testpki.Options{})
+	issuer := testpki.NewIssuer(t, "issuer", root, testpki.Options{})
 	dir := t.TempDir()
 	anchors := filepath.Join(dir, "ca-bundle.crt")
 	token := filepath.Join(dir, "token")
-	if err := os.WriteFile(anchors, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.DER}), 0o600); err != nil {
+	if err := os.WriteFile(anchors, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Cert.Raw}), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(token, []byte("the-token"), 0o600); err != nil {

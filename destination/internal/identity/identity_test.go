@@ -26,6 +26,7 @@ import (
 
 	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
 	"github.com/linkerd-go/linkerd-go/destination/internal/identitytest"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/testpki"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -40,7 +41,7 @@ var (
 type fakeIdentity struct {
 	identityv1.UnimplementedIdentityServiceServer
 	t        *testing.T
-	issuer   *identitytest.CA
+	issuer   *testpki.CA
 	lifetime time.Duration
 	token    string
 	calls    chan string // "ok" or the error code
@@ -59,7 +60,7 @@ func (f *fakeIdentity) Certify(_ context.Context, req *identityv1.CertifyRequest
 		f.calls <- status.Code(fail).String()
 		return nil, fail
 	}
-	rsp, err := f.issuer.Certify(f.t, req, f.lifetime)
+	rsp, err := identitytest.Certify(f.t, f.issuer, req, f.lifetime)
 	if err != nil {
 		f.calls <- codes.InvalidArgument.String()
 		return nil, status.Error(codes.InvalidArgument, err.Error())
@@ -69,7 +70,7 @@ func (f *fakeIdentity) Certify(_ context.Context, req *identityv1.CertifyRequest
 }
 
 type fixture struct {
-	root   *identitytest.CA
+	root   *testpki.CA
 	fake   *fakeIdentity
 	client *Client
 	clk    *fakeClock
@@ -141,7 +142,7 @@ func (t *fakeTimer) fire() {
 
 // start serves a fake identity service over TLS on loopback, dials it as
 // destination does, and runs a Client on a fake clock until the test ends.
-func start(t *testing.T, lifetime time.Duration, signer func(root *identitytest.CA) *identitytest.CA) *fixture {
+func start(t *testing.T, lifetime time.Duration, signer func(root *testpki.CA) *testpki.CA) *fixture {
 	t.Helper()
 	return startServer(t, lifetime, signer, false)
 }
@@ -152,10 +153,10 @@ func startGated(t *testing.T) *fixture {
 	return startServer(t, time.Hour, nil, true)
 }
 
-func startServer(t *testing.T, lifetime time.Duration, signer func(root *identitytest.CA) *identitytest.CA, gated bool) *fixture {
+func startServer(t *testing.T, lifetime time.Duration, signer func(root *testpki.CA) *testpki.CA, gated bool) *fixture {
 	t.Helper()
-	root := identitytest.NewCA(t, nil, "root")
-	issuer := identitytest.NewCA(t, root, "issuer")
+	root := testpki.NewRoot(t, "root", testpki.Options{})
+	issuer := testpki.NewIssuer(t, "issuer", root, testpki.Options{})
 	if signer != nil {
 		issuer = signer(root)
 	}
@@ -306,7 +307,7 @@ func TestObtainsAndRenews(t *testing.T) {
 func TestRefusesUntrustedChain(t *testing.T) {
 	// The identity service signs with an issuer that does not chain to the
 	// anchors: the certificate is refused and retried, backing off.
-	f := start(t, time.Hour, func(*identitytest.CA) *identitytest.CA { return identitytest.NewCA(t, nil, "rogue") })
+	f := start(t, time.Hour, func(*testpki.CA) *testpki.CA { return testpki.NewRoot(t, "rogue", testpki.Options{}) })
 	for i, want := range []time.Duration{time.Second, 2 * time.Second} {
 		f.nextCall(t)
 		tm := f.nextTimer(t)

@@ -29,7 +29,7 @@ import (
 
 	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
 	"github.com/linkerd-go/linkerd-go/api/mesh"
-	"github.com/linkerd-go/linkerd-go/identity/internal/testpki"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/testpki"
 )
 
 func TestMain(m *testing.M) {

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
-	"github.com/linkerd-go/linkerd-go/identity/internal/testpki"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/testpki"
 )
 
 // BenchmarkCertifyLocal measures Certify without the network and without the

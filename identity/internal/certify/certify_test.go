@@ -23,8 +23,8 @@ import (
 	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
 	"github.com/linkerd-go/linkerd-go/identity/internal/metrics"
 	"github.com/linkerd-go/linkerd-go/identity/internal/pki"
-	"github.com/linkerd-go/linkerd-go/identity/internal/testpki"
 	"github.com/linkerd-go/linkerd-go/identity/internal/token"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/testpki"
 )
 
 const (

@@ -15,7 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
-	"github.com/linkerd-go/linkerd-go/identity/internal/testpki"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/testpki"
 )
 
 var writeCorpus = flag.Bool("write-corpus", false, "rewrite the seed corpus of FuzzCertify in testdata/fuzz")

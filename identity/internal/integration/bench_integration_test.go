@@ -14,8 +14,8 @@ import (
 	"time"
 
 	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
-	"github.com/linkerd-go/linkerd-go/identity/internal/testpki"
 	"github.com/linkerd-go/linkerd-go/identity/internal/token"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/testpki"
 )
 
 // benchWorkloads are ServiceAccounts with their identity names, tokens and

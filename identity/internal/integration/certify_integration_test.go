@@ -18,7 +18,7 @@ import (
 
 	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
 	"github.com/linkerd-go/linkerd-go/api/mesh"
-	"github.com/linkerd-go/linkerd-go/identity/internal/testpki"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/testpki"
 )
 
 func csr(t testing.TB, id string) []byte {

@@ -27,8 +27,8 @@ import (
 
 	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
 	"github.com/linkerd-go/linkerd-go/identity/internal/app"
-	"github.com/linkerd-go/linkerd-go/identity/internal/testpki"
 	"github.com/linkerd-go/linkerd-go/tools/testkit/kubetest"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/testpki"
 )
 
 const controlPlaneNS = "linkerd"

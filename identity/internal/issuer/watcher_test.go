@@ -19,7 +19,7 @@ import (
 	"github.com/linkerd-go/linkerd-go/api/mesh"
 	"github.com/linkerd-go/linkerd-go/identity/internal/metrics"
 	"github.com/linkerd-go/linkerd-go/identity/internal/pki"
-	"github.com/linkerd-go/linkerd-go/identity/internal/testpki"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/testpki"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/linkerd-go/linkerd-go/api/mesh"
-	"github.com/linkerd-go/linkerd-go/identity/internal/testpki"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/testpki"
 )
 
 func TestParseAnchors(t *testing.T) {

@@ -30,10 +30,10 @@ func fuzzKey(t testing.TB) *ecdsa.PrivateKey {
 func FuzzCertificateFromResponse(f *testing.F) {
 	key := fuzzKey(f)
 	p := newPKI(f)
-	leaf := p.issuer.leaf(f, localName, &key.PublicKey, time.Hour)
-	f.Add(leaf, p.issuer.der, true, time.Now().Add(time.Hour).Unix(), int32(0), true)
+	leaf := p.issuer.Issue(f, &key.PublicKey, localName, time.Hour)
+	f.Add(leaf, p.issuer.Cert.Raw, true, time.Now().Add(time.Hour).Unix(), int32(0), true)
 	f.Add(leaf, []byte{}, false, int64(0), int32(0), false)
-	f.Add(leaf[:len(leaf)/2], p.issuer.der, true, int64(0), int32(-1), true)
+	f.Add(leaf[:len(leaf)/2], p.issuer.Cert.Raw, true, int64(0), int32(-1), true)
 
 	f.Fuzz(func(t *testing.T, leafDER, interDER []byte, withInter bool, secs int64, nanos int32, withValidUntil bool) {
 		resp := &identityv1.CertifyResponse{LeafCertificate: leafDER}

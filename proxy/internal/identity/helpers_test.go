@@ -2,16 +2,10 @@ package identity
 
 import (
 	"context"
-	"crypto"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -29,6 +23,7 @@ import (
 
 	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/meshtls"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/testpki"
 )
 
 const (
@@ -39,80 +34,20 @@ const (
 	hangGuard = 2 * time.Minute
 )
 
-// ca is a test certificate authority.
-type ca struct {
-	cert *x509.Certificate
-	der  []byte
-	key  *ecdsa.PrivateKey
-}
+func newKey(t testing.TB) *ecdsa.PrivateKey { return testpki.ECKey(t) }
 
-var serial atomic.Int64
-
-func nextSerial() *big.Int { return big.NewInt(serial.Add(1)) }
-
-func newKey(t testing.TB) *ecdsa.PrivateKey {
+// newCA makes a CA from the test kit's PKI, self-signed when parent is nil.
+func newCA(t testing.TB, name string, parent *testpki.CA) *testpki.CA {
 	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
+	if parent == nil {
+		return testpki.NewRoot(t, name, testpki.Options{})
 	}
-	return k
-}
-
-// newCA makes a CA certificate, self-signed when parent is nil.
-func newCA(t testing.TB, name string, parent *ca) *ca {
-	t.Helper()
-	key := newKey(t)
-	tmpl := &x509.Certificate{
-		SerialNumber:          nextSerial(),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(48 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	signer, signerKey := tmpl, key
-	if parent != nil {
-		signer, signerKey = parent.cert, parent.key
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, signer, &key.PublicKey, signerKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &ca{cert: cert, der: der, key: key}
-}
-
-func (c *ca) pem() []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.der})
-}
-
-// leaf signs a mesh leaf certificate for name and pub, valid for lifetime
-// from now.
-func (c *ca) leaf(t testing.TB, name string, pub crypto.PublicKey, lifetime time.Duration) []byte {
-	t.Helper()
-	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
-		SerialNumber: nextSerial(),
-		Subject:      pkix.Name{CommonName: name},
-		DNSNames:     []string{name},
-		NotBefore:    time.Now().Add(-time.Minute),
-		NotAfter:     time.Now().Add(lifetime),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-	}, c.cert, pub, c.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return der
+	return testpki.NewIssuer(t, name, parent, testpki.Options{})
 }
 
 // pki is the mesh's trust: one anchor and an issuer under it.
 type pki struct {
-	anchor, issuer *ca
+	anchor, issuer *testpki.CA
 }
 
 func newPKI(t testing.TB) *pki {
@@ -151,7 +86,7 @@ func (f *fakeIdentity) requests() []*identityv1.CertifyRequest {
 
 // signCSR answers like the real identity service: a leaf for the CSR's
 // key, named as the CSR names it, signed by issuer and carrying the chain.
-func signCSR(t testing.TB, issuer *ca, lifetime time.Duration, name string) func(context.Context, *identityv1.CertifyRequest) (*identityv1.CertifyResponse, error) {
+func signCSR(t testing.TB, issuer *testpki.CA, lifetime time.Duration, name string) func(context.Context, *identityv1.CertifyRequest) (*identityv1.CertifyResponse, error) {
 	return func(_ context.Context, req *identityv1.CertifyRequest) (*identityv1.CertifyResponse, error) {
 		csr, err := x509.ParseCertificateRequest(req.GetCertificateSigningRequest())
 		if err != nil {
@@ -163,14 +98,14 @@ func signCSR(t testing.TB, issuer *ca, lifetime time.Duration, name string) func
 		if name == "" {
 			name = csr.DNSNames[0]
 		}
-		leaf := issuer.leaf(t, name, csr.PublicKey, lifetime)
+		leaf := issuer.Issue(t, csr.PublicKey, name, lifetime)
 		cert, err := x509.ParseCertificate(leaf)
 		if err != nil {
 			return nil, err
 		}
 		return &identityv1.CertifyResponse{
 			LeafCertificate:          leaf,
-			IntermediateCertificates: [][]byte{issuer.der},
+			IntermediateCertificates: [][]byte{issuer.Cert.Raw},
 			ValidUntil:               timestamppb.New(cert.NotAfter),
 		}, nil
 	}
@@ -343,10 +278,10 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 
 	// The identity service's own certificate, as it would be issued.
 	srvKey := newKey(t)
-	srvLeaf := p.issuer.leaf(t, identityName, &srvKey.PublicKey, time.Hour)
+	srvLeaf := p.issuer.Issue(t, &srvKey.PublicKey, identityName, time.Hour)
 	srvTLS := &tls.Config{
 		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{{Certificate: [][]byte{srvLeaf, p.issuer.der}, PrivateKey: srvKey}},
+		Certificates: []tls.Certificate{{Certificate: [][]byte{srvLeaf, p.issuer.Cert.Raw}, PrivateKey: srvKey}},
 	}
 	var lis net.Listener
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -371,7 +306,7 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 		<-served
 	})
 
-	store, err := meshtls.NewStore(localName, p.anchor.pem())
+	store, err := meshtls.NewStore(localName, p.anchor.CertPEM())
 	if err != nil {
 		t.Fatal(err)
 	}

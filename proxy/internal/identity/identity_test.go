@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"io"
@@ -23,6 +22,7 @@ import (
 
 	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/meshtls"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/testpki"
 )
 
 func TestMain(m *testing.M) {
@@ -72,7 +72,7 @@ func TestFirstCertificate(t *testing.T) {
 	if len(leaf.DNSNames) != 1 || leaf.DNSNames[0] != localName {
 		t.Errorf("leaf names %q", leaf.DNSNames)
 	}
-	if len(cert.Certificate) != 2 || !bytes.Equal(cert.Certificate[1], h.pki.issuer.der) {
+	if len(cert.Certificate) != 2 || !bytes.Equal(cert.Certificate[1], h.pki.issuer.Cert.Raw) {
 		t.Errorf("chain has %d certificates, want leaf and issuer", len(cert.Certificate))
 	}
 	if _, ok := cert.PrivateKey.(*ecdsa.PrivateKey); !ok {
@@ -273,8 +273,8 @@ func TestRefusedReplies(t *testing.T) {
 		{"for another key", func(t *testing.T, h *harness) func(context.Context, *identityv1.CertifyRequest) (*identityv1.CertifyResponse, error) {
 			return func(context.Context, *identityv1.CertifyRequest) (*identityv1.CertifyResponse, error) {
 				return &identityv1.CertifyResponse{
-					LeafCertificate:          h.pki.issuer.leaf(t, localName, &newKey(t).PublicKey, time.Hour),
-					IntermediateCertificates: [][]byte{h.pki.issuer.der},
+					LeafCertificate:          h.pki.issuer.Issue(t, &newKey(t).PublicKey, localName, time.Hour),
+					IntermediateCertificates: [][]byte{h.pki.issuer.Cert.Raw},
 				}, nil
 			}
 		}},
@@ -491,7 +491,7 @@ func TestConfigValidate(t *testing.T) {
 
 func TestNew(t *testing.T) {
 	p := newPKI(t)
-	store, err := meshtls.NewStore(localName, p.anchor.pem())
+	store, err := meshtls.NewStore(localName, p.anchor.CertPEM())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -520,32 +520,22 @@ func TestNew(t *testing.T) {
 // not the client's.
 func TestIdentityServerNamesExactly(t *testing.T) {
 	p := newPKI(t)
-	key := newKey(t)
-	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
-		SerialNumber: nextSerial(),
-		DNSNames:     []string{identityName, "other.example.com"},
-		NotBefore:    time.Now().Add(-time.Minute),
-		NotAfter:     time.Now().Add(time.Hour),
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}, p.issuer.cert, &key.PublicKey, p.issuer.key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	leaf := p.issuer.Leaf(t, testpki.LeafOptions{DNSNames: []string{identityName, "other.example.com"}})
 	roots := x509.NewCertPool()
-	roots.AddCert(p.anchor.cert)
+	roots.AddCert(p.anchor.Cert)
 
 	a, b := net.Pipe()
 	srvDone := make(chan error, 1)
 	go func() {
 		srv := tls.Server(b, &tls.Config{
 			MinVersion:   tls.VersionTLS13,
-			Certificates: []tls.Certificate{{Certificate: [][]byte{der, p.issuer.der}, PrivateKey: key}},
+			Certificates: []tls.Certificate{*leaf},
 		})
 		defer srv.Close()
 		srvDone <- srv.Handshake()
 	}()
 	c := tls.Client(a, clientTLSConfig(identityName, roots))
-	err = c.Handshake()
+	err := c.Handshake()
 	_ = c.Close()
 	<-srvDone
 	if err == nil || !strings.Contains(err.Error(), "want exactly") {

@@ -5,16 +5,11 @@ package commands
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,6 +33,7 @@ import (
 
 	"github.com/linkerd-go/linkerd-go/tools/cli/check"
 	"github.com/linkerd-go/linkerd-go/tools/testkit/kubetest"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/testpki"
 )
 
 // cluster is a real kube-apiserver with the clients the tests use.
@@ -417,42 +413,25 @@ func write(t *testing.T, name string, data []byte) {
 
 // testCA is a trust anchor that signs issuers of any lifetime.
 type testCA struct {
-	root    *x509.Certificate
-	key     *ecdsa.PrivateKey
+	*testpki.CA
 	rootPEM []byte
 }
 
 func newTestCA(t *testing.T, lifetime time.Duration) *testCA {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "root.linkerd.cluster.local"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(lifetime),
-		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true, IsCA: true}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, _ := x509.ParseCertificate(der)
-	return &testCA{root: root, key: key, rootPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
+	ca := testpki.NewRoot(t, "root.linkerd.cluster.local", testpki.Options{NotAfter: time.Now().Add(lifetime)})
+	return &testCA{CA: ca, rootPEM: ca.CertPEM()}
 }
 
+// issuer returns an issuer certificate and its key as linkerd install
+// writes them (the key in SEC 1 form).
 func (ca *testCA) issuer(t *testing.T, lifetime time.Duration) (crtPEM, keyPEM []byte) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key := testpki.ECKey(t)
+	iss := testpki.NewIssuer(t, "identity.linkerd.cluster.local", ca.CA, testpki.Options{Key: key, NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(lifetime)})
+	kder, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: "identity.linkerd.cluster.local"},
-		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(lifetime),
-		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true, IsCA: true, MaxPathLenZero: true}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.root, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, _ := x509.MarshalECPrivateKey(key)
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
+	return testpki.CertsPEM(iss.Cert), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
 }

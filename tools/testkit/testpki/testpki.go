@@ -1,6 +1,15 @@
-// Package testpki makes certificates, keys and signing requests for the
-// identity module's tests: trust anchors, issuers, and CSRs of every shape a
-// proxy (or an attacker) might send.
+// Package testpki is the one PKI of the project's tests: trust anchors and
+// issuers, leaf certificates for mesh identities and for TLS servers (DNS
+// names, IP addresses), CSRs of every shape a proxy (or an attacker) might
+// send, keys of each kind, PEM, and a folder that is updated the way the
+// kubelet updates a Secret volume. Every module's tests use it; a module
+// adapts it to its own types (the proxy's meshtls stores, destination's
+// fake identity service) rather than making certificates itself.
+//
+// The dev cluster's PKI (tools/dev/cluster) and the CLI's (tools/cli/pki,
+// what linkerd install generates) are not tests' and stay apart: they
+// write long-lived files for real components and report errors instead
+// of failing a test.
 package testpki
 
 import (
@@ -71,7 +80,7 @@ func newCA(t testing.TB, cn string, parent *CA, o Options) *CA {
 		}
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(time.Now().UnixNano()),
+		SerialNumber:          serial(t),
 		Subject:               pkix.Name{CommonName: cn},
 		NotBefore:             o.NotBefore,
 		NotAfter:              o.NotAfter,
@@ -99,6 +108,17 @@ func newCA(t testing.TB, cn string, parent *CA, o Options) *CA {
 		t.Fatalf("testpki: %v", err)
 	}
 	return &CA{Cert: cert, Key: key, Parents: parents}
+}
+
+// serial returns a random certificate serial number: certificates made in
+// the same instant must still differ.
+func serial(t testing.TB) *big.Int {
+	t.Helper()
+	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 126))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n.Add(n, big.NewInt(1))
 }
 
 // ECKey returns a new ECDSA P-256 key.
