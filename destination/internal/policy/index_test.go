@@ -218,8 +218,10 @@ server server/web-http detect
   route default/default
     rule /*`)
 
-	// An unusable object is counted (before the next change of its kind
-	// is handled) and changes nothing.
+	// An unusable object is counted and changes nothing. Its event is
+	// handled on the informer's own goroutine, and a recompute marked
+	// earlier may already see the store after the next change: so wait
+	// for the count itself before that change.
 	e.create(`
 apiVersion: policy.linkerd.io/v1beta3
 kind: Server
@@ -228,9 +230,16 @@ spec:
   podSelector: {}
   port: 0
 `)
+	invalid := e.metrics.PolicyInvalid.WithLabelValues(KindServer)
+	for deadline := time.Now().Add(10 * time.Second); testutil.ToFloat64(invalid) < 1; {
+		if time.Now().After(deadline) {
+			t.Fatal("the invalid Server was not counted")
+		}
+		time.Sleep(time.Millisecond) // polling the condition, not waiting for it to happen
+	}
 	e.deletePolicy(KindServer, "emoji", "web-http")
 	expectNext(t, sub, defaultWeb8080)
-	if got := testutil.ToFloat64(e.metrics.PolicyInvalid.WithLabelValues(KindServer)); got != 1 {
+	if got := testutil.ToFloat64(invalid); got != 1 {
 		t.Errorf("invalid Servers counted %v, want 1", got)
 	}
 
