@@ -73,8 +73,11 @@ require (
 )
 
 require (
+	github.com/linkerd-go/linkerd-go/component v0.0.0
 	github.com/linkerd-go/linkerd-go/tools/testkit v0.0.0
 	k8s.io/utils v0.0.0-20260626114624-be93311217bd
 )
 
 replace github.com/linkerd-go/linkerd-go/tools/testkit => ../tools/testkit
+
+replace github.com/linkerd-go/linkerd-go/component => ../component

@@ -40,6 +40,7 @@ require (
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/json-iterator/go v1.1.12 // indirect
 	github.com/kylelemons/godebug v1.1.0 // indirect
+	github.com/linkerd-go/linkerd-go/component v0.0.0
 	github.com/modern-go/concurrent v0.0.0-20180306012644-bacd9c7ef1dd // indirect
 	github.com/modern-go/reflect2 v1.0.3-0.20250322232337-35a7c28c31ee // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
@@ -74,3 +75,5 @@ replace (
 	github.com/linkerd-go/linkerd-go/api => ../api
 	github.com/linkerd-go/linkerd-go/tools/testkit => ../tools/testkit
 )
+
+replace github.com/linkerd-go/linkerd-go/component => ../component

@@ -19,6 +19,7 @@ require (
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/kylelemons/godebug v1.1.0 // indirect
+	github.com/linkerd-go/linkerd-go/component v0.0.0
 	github.com/linkerd-go/linkerd-go/tools/testkit v0.0.0
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/prometheus/client_model v0.6.3 // indirect
@@ -30,3 +31,5 @@ require (
 )
 
 replace github.com/linkerd-go/linkerd-go/tools/testkit => ../tools/testkit
+
+replace github.com/linkerd-go/linkerd-go/component => ../component

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -16,7 +15,6 @@ import (
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -30,6 +28,7 @@ import (
 
 	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
 	"github.com/linkerd-go/linkerd-go/api/mesh"
+	"github.com/linkerd-go/linkerd-go/component/admin"
 	"github.com/linkerd-go/linkerd-go/destination/internal/identity"
 	"github.com/linkerd-go/linkerd-go/destination/internal/k8s"
 	"github.com/linkerd-go/linkerd-go/destination/internal/metrics"
@@ -163,13 +162,6 @@ func Run(ctx context.Context, cfg Config, d Deps) (err error) {
 
 	synced := func() bool { return cluster.HasSynced() && policyInformers.HasSynced() }
 	ready := func() bool { return synced() && (certs == nil || certs.Ready()) }
-	admin := &http.Server{
-		Handler:           adminHandler(reg, ready),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		MaxHeaderBytes:    16 << 10,
-	}
 
 	grpcLis, policyLis, adminLis := d.GRPCListener, d.PolicyListener, d.AdminListener
 	for _, l := range []struct {
@@ -201,16 +193,7 @@ func Run(ctx context.Context, cfg Config, d Deps) (err error) {
 	}
 	g.Go(func() error {
 		log.Info("admin server listening", "addr", adminLis.Addr().String())
-		if err := admin.Serve(adminLis); !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("admin server: %w", err)
-		}
-		return nil
-	})
-	g.Go(func() error {
-		<-gctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-		defer cancel()
-		return admin.Shutdown(sctx)
+		return admin.Serve(gctx, adminLis, admin.Config{Registry: reg, Ready: ready, NotReady: "caches not synced or no certificate yet"}, cfg.ShutdownTimeout)
 	})
 	// Serve once the caches hold the cluster and a certificate is held.
 	waitReady := func() bool {
@@ -265,22 +248,6 @@ func Run(ctx context.Context, cfg Config, d Deps) (err error) {
 		})
 	}
 	return g.Wait()
-}
-
-func adminHandler(reg *prometheus.Registry, ready func() bool) http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	mux.HandleFunc("GET /live", func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = io.WriteString(w, "live\n")
-	})
-	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, _ *http.Request) {
-		if !ready() {
-			http.Error(w, "not ready", http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = io.WriteString(w, "ready\n")
-	})
-	return mux
 }
 
 // logger adapts logr to the gRPC logging interceptor: finished calls at

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -15,7 +14,6 @@ import (
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -29,6 +27,7 @@ import (
 	"k8s.io/client-go/tools/record"
 
 	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
+	"github.com/linkerd-go/linkerd-go/component/admin"
 	"github.com/linkerd-go/linkerd-go/identity/internal/certify"
 	"github.com/linkerd-go/linkerd-go/identity/internal/issuer"
 	"github.com/linkerd-go/linkerd-go/identity/internal/metrics"
@@ -151,7 +150,10 @@ func (a *App) Run(ctx context.Context) error {
 		MaxConcurrent:         a.cfg.MaxConcurrentCertify,
 	}, a.ca, reviewer, a.metrics, log.WithName("certify"))
 	grpcServer := a.grpcServer(svc)
-	admin := a.adminServer()
+	// The admin server outlives the gRPC server's drain, so that /metrics
+	// and /ready answer until the last call is done.
+	adminCtx, stopAdmin := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopAdmin()
 
 	selfName := a.cfg.SelfName().String()
 	log.Info("serving", "addr", a.GRPCAddr().String(), "admin", a.AdminAddr().String(), "identity", selfName,
@@ -166,10 +168,7 @@ func (a *App) Run(ctx context.Context) error {
 		return nil
 	})
 	g.Go(func() error {
-		if err := admin.Serve(a.adminLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("admin server: %w", err)
-		}
-		return nil
+		return admin.Serve(adminCtx, a.adminLis, admin.Config{Registry: a.deps.Registry, Ready: a.Ready, NotReady: "no valid issuer loaded"}, a.cfg.ShutdownTimeout)
 	})
 	g.Go(func() error {
 		<-gctx.Done()
@@ -188,9 +187,7 @@ func (a *App) Run(ctx context.Context) error {
 			grpcServer.Stop()
 			<-stopped
 		}
-		if err := admin.Shutdown(sctx); err != nil {
-			_ = admin.Close()
-		}
+		stopAdmin()
 		return nil
 	})
 	return g.Wait()
@@ -242,32 +239,4 @@ func interceptorLogger(l logr.Logger) logging.Logger {
 			l.V(2).Info(msg, fields...)
 		}
 	})
-}
-
-func (a *App) adminServer() *http.Server {
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(a.deps.Registry, promhttp.HandlerOpts{
-		Registry:            a.deps.Registry,
-		MaxRequestsInFlight: 4,
-		Timeout:             10 * time.Second,
-	}))
-	mux.HandleFunc("GET /live", func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = w.Write([]byte("live\n"))
-	})
-	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, _ *http.Request) {
-		if !a.Ready() {
-			http.Error(w, "not ready: no valid issuer loaded", http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = w.Write([]byte("ready\n"))
-	})
-	return &http.Server{
-		Handler:           http.MaxBytesHandler(mux, 4<<10),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      15 * time.Second,
-		IdleTimeout:       60 * time.Second,
-		MaxHeaderBytes:    8 << 10,
-		ErrorLog:          nil,
-	}
 }

@@ -16,7 +16,6 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -27,6 +26,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 
+	"github.com/linkerd-go/linkerd-go/component/admin"
 	"github.com/linkerd-go/linkerd-go/injector/internal/config"
 	"github.com/linkerd-go/linkerd-go/injector/internal/inject"
 	"github.com/linkerd-go/linkerd-go/injector/internal/webhook"
@@ -169,13 +169,6 @@ func (s *Server) Run(ctx context.Context) error {
 		IdleTimeout:       90 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 	}
-	adminSrv := &http.Server{
-		Handler:           s.adminMux(),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       90 * time.Second,
-	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	factory.Start(gctx.Done())
@@ -200,16 +193,15 @@ func (s *Server) Run(ctx context.Context) error {
 	})
 	g.Go(func() error {
 		s.log.Info("serving admin", "addr", s.adminLn.Addr().String())
-		return serve(adminSrv.Serve(s.adminLn))
+		return admin.Serve(gctx, s.adminLn, admin.Config{Registry: s.registry, Ready: s.ready.Load, NotReady: "namespace cache not synced"}, s.cfg.ShutdownTimeout)
 	})
 	g.Go(func() error {
 		<-gctx.Done()
 		s.ready.Store(false)
 		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
 		defer cancel()
-		// The webhook first: in-flight admissions finish while /ready says no.
-		errs := []error{webhookSrv.Shutdown(shutdownCtx), adminSrv.Shutdown(shutdownCtx)}
-		return errors.Join(errs...)
+		// In-flight admissions finish while /ready says no.
+		return webhookSrv.Shutdown(shutdownCtx)
 	})
 	err := g.Wait()
 	factory.Shutdown()
@@ -222,22 +214,6 @@ func serve(err error) error {
 		return nil
 	}
 	return err
-}
-
-func (s *Server) adminMux() *http.ServeMux {
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry}))
-	mux.HandleFunc("GET /live", func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = w.Write([]byte("live\n"))
-	})
-	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, _ *http.Request) {
-		if !s.ready.Load() {
-			http.Error(w, "not ready: namespace cache not synced", http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = w.Write([]byte("ready\n"))
-	})
-	return mux
 }
 
 // limitInFlight lets at most n requests through at once; the others wait

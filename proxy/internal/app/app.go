@@ -15,7 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
-	"github.com/linkerd-go/linkerd-go/proxy/internal/admin"
+	"github.com/linkerd-go/linkerd-go/component/admin"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/config"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/discovery"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/forward"
@@ -90,7 +90,7 @@ func Run(ctx context.Context, cfg *config.Config, log logr.Logger) error {
 		HTTP2: h2guard.Limits{RapidResets: h2guard.PerSecond(cfg.Outbound.HTTP2MaxRapidResetsPerSecond)},
 	}, store, func(target string) outbound.Watch { return disc.Endpoints(target) }, m, log.WithName("outbound"))
 
-	adminCfg := admin.Config{Ready: store.HasCertificate}
+	adminCfg := admin.Config{Registry: m.Registry, Ready: store.HasCertificate, NotReady: "no certificate yet"}
 	if cfg.ShutdownEndpoint {
 		adminCfg.Shutdown = stop
 	}
@@ -104,7 +104,7 @@ func Run(ctx context.Context, cfg *config.Config, log logr.Logger) error {
 	}
 	trim := &memtrim.Trimmer{Sides: []memtrim.Counts{in.Connections, out.Connections}, Log: log.WithName("memtrim")}
 	g.Go(func() error { trim.Run(gctx); return nil })
-	g.Go(func() error { return admin.Serve(gctx, adminLn, admin.Handler(m.Registry, adminCfg)) })
+	g.Go(func() error { return admin.Serve(gctx, adminLn, adminCfg, 0) })
 	g.Go(func() error { return in.Serve(gctx, inLn, cfg.ShutdownGrace) })
 	for _, ln := range outLns {
 		g.Go(func() error { return out.Serve(gctx, ln, cfg.ShutdownGrace) })

@@ -1,4 +1,4 @@
-package admin
+package metrics_test
 
 import (
 	"fmt"
@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/linkerd-go/linkerd-go/component/admin"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/metrics"
 )
 
@@ -20,7 +21,7 @@ func BenchmarkScrape(b *testing.B) {
 		h.Requests.Inc()
 		h.Response(200, false, "", "", 1.5)
 	}
-	srv := httptest.NewServer(Handler(m.Registry, Config{Ready: func() bool { return true }}))
+	srv := httptest.NewServer(admin.Handler(admin.Config{Registry: m.Registry}))
 	defer srv.Close()
 	client := srv.Client()
 	size := 0
