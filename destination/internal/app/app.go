@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -29,6 +30,7 @@ import (
 	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
 	"github.com/linkerd-go/linkerd-go/api/mesh"
 	"github.com/linkerd-go/linkerd-go/component/admin"
+	"github.com/linkerd-go/linkerd-go/component/identityclient"
 	"github.com/linkerd-go/linkerd-go/destination/internal/identity"
 	"github.com/linkerd-go/linkerd-go/destination/internal/k8s"
 	"github.com/linkerd-go/linkerd-go/destination/internal/metrics"
@@ -116,7 +118,7 @@ func Run(ctx context.Context, cfg Config, d Deps) (err error) {
 		}
 		rpc := d.Identity
 		if rpc == nil {
-			conn, err := identity.Dial(cfg.IdentityAddr, cfg.IdentityServerName, anchors)
+			conn, err := identityclient.Dial(cfg.IdentityAddr, cfg.IdentityServerName, func() *x509.CertPool { return anchors })
 			if err != nil {
 				return fmt.Errorf("identity service: %w", err)
 			}

@@ -1,11 +1,13 @@
 // Package identity obtains and renews destination's own certificate from the
 // identity service, like any meshed workload: an in-memory ECDSA P-256 key,
 // a CSR for its identity name, Certify with its ServiceAccount token over TLS
-// verified against the trust anchors, and renewal well before expiry.
+// verified against the trust anchors, and renewal well before expiry. The
+// connection, CSR, token, reply and schedule are the shared
+// component/identityclient's; the schedule's loop and what becomes of the
+// certificate (destination's servers present it) are destination's.
 package identity
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -14,7 +16,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -22,22 +23,16 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/status"
 
 	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
+	"github.com/linkerd-go/linkerd-go/component/identityclient"
 )
 
 // Defaults for renewal.
 const (
 	DefaultMinRefresh = 10 * time.Second
 	DefaultMaxRefresh = 24 * time.Hour
-	// refreshFraction of the remaining lifetime passes before renewal.
-	refreshFraction = 0.7
-	certifyTimeout  = 10 * time.Second
-	maxTokenSize    = 64 << 10
+	certifyTimeout    = 10 * time.Second
 )
 
 // Config configures a Client.
@@ -92,7 +87,7 @@ func New(log logr.Logger, cfg Config, rpc identityv1.IdentityServiceClient, reg 
 	if err != nil {
 		return nil, err
 	}
-	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{DNSNames: []string{cfg.Name.String()}}, key)
+	csr, err := identityclient.NewCSR(key, cfg.Name.String())
 	if err != nil {
 		return nil, err
 	}
@@ -109,78 +104,6 @@ func New(log logr.Logger, cfg Config, rpc identityv1.IdentityServiceClient, reg 
 	}
 	reg.MustRegister(c.expiry, c.fails)
 	return c, nil
-}
-
-// Dial returns the connection to the identity service at addr: TLS 1.3,
-// the service presenting serverName signed by the trust anchors. Each call
-// gets a gRPC channel of its own (see Conn). The caller closes it.
-func Dial(addr, serverName string, anchors *x509.CertPool) (*Conn, error) {
-	creds := credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS13, RootCAs: anchors, ServerName: serverName})
-	c := &Conn{target: addr, opts: []grpc.DialOption{grpc.WithTransportCredentials(creds), grpc.WithDisableServiceConfig()}}
-	cc, err := grpc.NewClient(c.target, c.opts...) // refuse a bad target now
-	if err != nil {
-		return nil, err
-	}
-	_ = cc.Close()
-	return c, nil
-}
-
-// Conn makes a gRPC channel for every call and closes it after: the
-// identity service is resolved and connected afresh at each attempt, so
-// Run's backoff alone decides when identity is tried again. A long-lived
-// channel that failed waits out gRPC's reconnect backoff, and after a
-// lookup with no address (the headless Service scaled to zero) its DNS
-// resolver's, each up to two minutes, failing calls meanwhile.
-type Conn struct {
-	target string
-	opts   []grpc.DialOption
-
-	mu     sync.Mutex
-	closed bool
-	open   map[*grpc.ClientConn]struct{} // channels of calls in flight
-}
-
-// Invoke makes one unary call on a new channel, failing fast when its
-// connection fails.
-func (c *Conn) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return status.Error(codes.Canceled, "identity connection closed")
-	}
-	cc, err := grpc.NewClient(c.target, c.opts...)
-	if err != nil {
-		c.mu.Unlock()
-		return err
-	}
-	if c.open == nil {
-		c.open = map[*grpc.ClientConn]struct{}{}
-	}
-	c.open[cc] = struct{}{}
-	c.mu.Unlock()
-	defer func() {
-		c.mu.Lock()
-		delete(c.open, cc)
-		c.mu.Unlock()
-		_ = cc.Close()
-	}()
-	return cc.Invoke(ctx, method, args, reply, opts...)
-}
-
-// NewStream is refused: the identity API is unary.
-func (c *Conn) NewStream(context.Context, *grpc.StreamDesc, string, ...grpc.CallOption) (grpc.ClientStream, error) {
-	return nil, status.Error(codes.Unimplemented, "the identity connection carries unary calls only")
-}
-
-// Close ends the calls in flight and refuses further ones.
-func (c *Conn) Close() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.closed = true
-	for cc := range c.open {
-		_ = cc.Close()
-	}
-	return nil
 }
 
 // ReadTrustAnchors reads a PEM bundle of one or more certificates.
@@ -245,7 +168,7 @@ func (c *Client) Run(ctx context.Context) error {
 			c.log.Error(err, "could not obtain a certificate", "identity", c.cfg.Name.String(), "retryIn", wait)
 		} else {
 			backoff = time.Second
-			wait = renewalDelay(c.clock.Now(), notAfter, c.cfg.MinRefresh, c.cfg.MaxRefresh)
+			wait = identityclient.RefreshDelay(c.clock.Now(), notAfter, c.cfg.MinRefresh, c.cfg.MaxRefresh)
 			c.log.V(1).Info("certificate obtained", "identity", c.cfg.Name.String(), "notAfter", notAfter, "renewIn", wait)
 		}
 		timer, stop := c.clock.After(wait)
@@ -256,15 +179,6 @@ func (c *Client) Run(ctx context.Context) error {
 		case <-timer:
 		}
 	}
-}
-
-// renewalDelay is how long after now a certificate expiring at notAfter is
-// renewed: refreshFraction of its remaining lifetime, within [lo, hi].
-// notAfter is the certificate's own, whole-second expiry, not the issuance
-// time plus a lifetime, so the delay never reaches past the real expiry.
-func renewalDelay(now, notAfter time.Time, lo, hi time.Duration) time.Duration {
-	d := time.Duration(float64(notAfter.Sub(now)) * refreshFraction)
-	return min(max(d, lo), hi)
 }
 
 // clock is the time seam of the renewal schedule.
@@ -285,7 +199,7 @@ func (realClock) After(d time.Duration) (<-chan time.Time, func()) {
 }
 
 func (c *Client) certify(ctx context.Context) (time.Time, error) {
-	token, err := readToken(c.cfg.TokenFile)
+	token, err := identityclient.ReadToken(c.cfg.TokenFile)
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -312,25 +226,19 @@ func (c *Client) certify(ctx context.Context) (time.Time, error) {
 // verify checks that the response holds a certificate for our key and name
 // that chains to the trust anchors.
 func (c *Client) verify(rsp *identityv1.CertifyResponse) (*tls.Certificate, error) {
-	leaf, err := x509.ParseCertificate(rsp.GetLeafCertificate())
+	cert, _, err := identityclient.CertificateFromResponse(rsp, c.key)
 	if err != nil {
-		return nil, fmt.Errorf("leaf: %w", err)
-	}
-	pub, ok := leaf.PublicKey.(*ecdsa.PublicKey)
-	if !ok || !pub.Equal(&c.key.PublicKey) {
-		return nil, errors.New("leaf is not for our key")
+		return nil, err
 	}
 	inter := x509.NewCertPool()
-	chain := [][]byte{rsp.GetLeafCertificate()}
-	for i, der := range rsp.GetIntermediateCertificates() {
+	for _, der := range cert.Certificate[1:] {
 		ic, err := x509.ParseCertificate(der)
 		if err != nil {
-			return nil, fmt.Errorf("intermediate %d: %w", i, err)
+			return nil, err
 		}
 		inter.AddCert(ic)
-		chain = append(chain, der)
 	}
-	if _, err := leaf.Verify(x509.VerifyOptions{
+	if _, err := cert.Leaf.Verify(x509.VerifyOptions{
 		Roots:         c.cfg.TrustAnchors,
 		Intermediates: inter,
 		DNSName:       c.cfg.Name.String(),
@@ -338,26 +246,5 @@ func (c *Client) verify(rsp *identityv1.CertifyResponse) (*tls.Certificate, erro
 	}); err != nil {
 		return nil, err
 	}
-	return &tls.Certificate{Certificate: chain, PrivateKey: c.key, Leaf: leaf}, nil
-}
-
-func readToken(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("token: %w", err)
-	}
-	defer f.Close()
-	var buf bytes.Buffer
-	n, err := buf.ReadFrom(io.LimitReader(f, maxTokenSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("token: %w", err)
-	}
-	if n > maxTokenSize {
-		return nil, fmt.Errorf("token %s: larger than %d bytes", path, maxTokenSize)
-	}
-	token := bytes.TrimSpace(buf.Bytes())
-	if len(token) == 0 {
-		return nil, fmt.Errorf("token %s is empty", path)
-	}
-	return token, nil
+	return cert, nil
 }

@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
+	"github.com/linkerd-go/linkerd-go/component/identityclient"
 	"github.com/linkerd-go/linkerd-go/destination/internal/identitytest"
 	"github.com/linkerd-go/linkerd-go/tools/testkit/testpki"
 )
@@ -188,7 +189,7 @@ func startServer(t *testing.T, lifetime time.Duration, signer func(root *testpki
 
 	anchors := x509.NewCertPool()
 	anchors.AddCert(root.Cert)
-	conn, err := Dial(lis.Addr().String(), identityName.String(), anchors)
+	conn, err := identityclient.Dial(lis.Addr().String(), identityName.String(), func() *x509.CertPool { return anchors })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,7 +261,7 @@ func TestObtainsAndRenews(t *testing.T) {
 	if lo, hi := 41*time.Minute+58*time.Second, 42*time.Minute+time.Second; tm.d <= lo || tm.d >= hi {
 		t.Errorf("renewal scheduled in %v, want 70%% of the remaining hour, in (%v, %v)", tm.d, lo, hi)
 	}
-	if want := renewalDelay(f.clk.Now(), first.Leaf.NotAfter, DefaultMinRefresh, DefaultMaxRefresh); tm.d != want {
+	if want := identityclient.RefreshDelay(f.clk.Now(), first.Leaf.NotAfter, DefaultMinRefresh, DefaultMaxRefresh); tm.d != want {
 		t.Errorf("renewal scheduled in %v, want %v", tm.d, want)
 	}
 	if got := testutil.ToFloat64(f.client.expiry); got != float64(first.Leaf.NotAfter.Unix()) {
@@ -351,26 +352,6 @@ func TestRetriesAfterErrorsAndReadsTheTokenEachTime(t *testing.T) {
 	defer cancel()
 	if err := f.client.WaitReady(ctx); err != nil {
 		t.Fatal("no certificate after the token was fixed")
-	}
-}
-
-func TestRenewalDelay(t *testing.T) {
-	now := time.Date(2026, 1, 1, 0, 0, 0, 500_000_000, time.UTC)
-	for _, tc := range []struct {
-		name     string
-		notAfter time.Time
-		want     time.Duration
-	}{
-		// A 24h certificate issued at now has a NotAfter truncated to the
-		// second: the delay counts from the real expiry.
-		{"24h, truncated", now.Add(24 * time.Hour).Truncate(time.Second), 16*time.Hour + 47*time.Minute + 59*time.Second + 650*time.Millisecond},
-		{"below the minimum", now.Add(5 * time.Second), DefaultMinRefresh},
-		{"already expired", now.Add(-time.Second), DefaultMinRefresh},
-		{"above the maximum", now.Add(40 * 24 * time.Hour), DefaultMaxRefresh},
-	} {
-		if got := renewalDelay(now, tc.notAfter, DefaultMinRefresh, DefaultMaxRefresh); got != tc.want {
-			t.Errorf("%s: renewalDelay = %v, want %v", tc.name, got, tc.want)
-		}
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/linkerd-go/linkerd-go/component/admin"
+	"github.com/linkerd-go/linkerd-go/component/identityclient"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/config"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/discovery"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/forward"
@@ -44,7 +45,7 @@ func Run(ctx context.Context, cfg *config.Config, log logr.Logger) error {
 	if err != nil {
 		return fmt.Errorf("trust anchors: %w", err)
 	}
-	idConn, err := identity.Dial(cfg.IdentityAddr, cfg.IdentityName, store.Roots)
+	idConn, err := identityclient.Dial(cfg.IdentityAddr, cfg.IdentityName, store.Roots)
 	if err != nil {
 		return fmt.Errorf("identity service: %w", err)
 	}

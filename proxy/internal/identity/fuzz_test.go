@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
+	"github.com/linkerd-go/linkerd-go/component/identityclient"
 )
 
 // fuzzKey is a fixed key, so that the committed seed corpus holds leaf
@@ -43,7 +44,7 @@ func FuzzCertificateFromResponse(f *testing.F) {
 		if withValidUntil {
 			resp.ValidUntil = &timestamppb.Timestamp{Seconds: secs, Nanos: nanos}
 		}
-		cert, expiry, err := certificateFromResponse(resp, key)
+		cert, expiry, err := identityclient.CertificateFromResponse(resp, key)
 		if err != nil {
 			if cert != nil {
 				t.Fatal("certificate returned with an error")

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
+	"github.com/linkerd-go/linkerd-go/component/identityclient"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/meshtls"
 	"github.com/linkerd-go/linkerd-go/tools/testkit/testpki"
 )
@@ -314,7 +315,7 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	if dialName == "" {
 		dialName = identityName
 	}
-	conn, err := Dial(addr, dialName, store.Roots)
+	conn, err := identityclient.Dial(addr, dialName, store.Roots)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,30 +1,21 @@
 package identity
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
-	"io"
 	mathrand "math/rand/v2"
-	"os"
-	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/status"
 
 	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
+	"github.com/linkerd-go/linkerd-go/component/identityclient"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/meshtls"
 )
 
@@ -47,14 +38,6 @@ const (
 )
 
 const (
-	// maxTokenBytes bounds the token file read: a ServiceAccount JWT is a
-	// few KiB.
-	maxTokenBytes = 64 << 10
-	// maxIntermediates bounds the chain accepted from the identity service.
-	maxIntermediates = 8
-	// refreshPercent is the share of the remaining lifetime after which the
-	// certificate is renewed.
-	refreshPercent = 70
 	// failureLogEvery bounds how often a failure that repeats the previous
 	// one is logged; a different error is logged at once.
 	failureLogEvery = 10 * time.Second
@@ -151,7 +134,7 @@ func New(cfg Config, store *meshtls.Store, conn grpc.ClientConnInterface, reg pr
 	if err != nil {
 		return nil, fmt.Errorf("generating the private key: %w", err)
 	}
-	csr, err := newCSR(key, store.LocalName())
+	csr, err := identityclient.NewCSR(key, store.LocalName())
 	if err != nil {
 		return nil, err
 	}
@@ -170,142 +153,6 @@ func New(cfg Config, store *meshtls.Store, conn grpc.ClientConnInterface, reg pr
 		clock:   realClock{},
 		jitter:  mathrand.Float64,
 	}, nil
-}
-
-// newCSR makes the signing request: the name as its one DNS SAN and as
-// Common Name, nothing else.
-func newCSR(key *ecdsa.PrivateKey, name string) ([]byte, error) {
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
-		Subject:            pkix.Name{CommonName: name},
-		DNSNames:           []string{name},
-		SignatureAlgorithm: x509.ECDSAWithSHA256,
-	}, key)
-	if err != nil {
-		return nil, fmt.Errorf("creating the certificate signing request: %w", err)
-	}
-	return der, nil
-}
-
-// Dial returns the connection to the identity service at addr (a gRPC
-// target, e.g. "linkerd-identity-headless.linkerd.svc.cluster.local:8080").
-// The server must present a certificate chaining to the anchors roots returns
-// at each call (they change with the trust bundle) that names exactly
-// serverName, the identity service's own identity; TLS 1.3 only; the proxy
-// presents no certificate. See Conn for how calls reach the service. The
-// caller closes the connection.
-func Dial(addr, serverName string, roots func() *x509.CertPool, opts ...grpc.DialOption) (*Conn, error) {
-	if addr == "" || serverName == "" || roots == nil || roots() == nil {
-		return nil, errors.New("identity address, server name and trust anchors are required")
-	}
-	c := &Conn{target: addr, serverName: serverName, roots: roots, opts: append([]grpc.DialOption{
-		// The identity service publishes no service config: no TXT lookups.
-		grpc.WithDisableServiceConfig(),
-	}, opts...)}
-	// Refuse a bad target now rather than at the first call.
-	cc, err := c.channel()
-	if err != nil {
-		return nil, err
-	}
-	_ = cc.Close()
-	return c, nil
-}
-
-// Conn is the connection to the identity service. Each call gets a gRPC
-// channel of its own, made for it and closed after it: the service's name is
-// resolved and a connection made afresh for every Certify, so that no
-// backoff of gRPC's carries from one attempt to the next. A channel that
-// failed would wait out gRPC's own backoffs before trying again, up to two
-// minutes each, and one of them (the DNS resolver's, after a lookup with no
-// addresses, as for a headless Service scaled to zero) cannot be configured.
-// The identity client's own schedule decides when the next attempt comes.
-// Certify is called once a day, or every few seconds while identity is
-// unreachable, so a TLS handshake per call costs nothing that matters.
-type Conn struct {
-	target     string
-	serverName string
-	roots      func() *x509.CertPool // the anchors now: they change with the trust bundle
-	opts       []grpc.DialOption
-
-	mu     sync.Mutex
-	closed bool
-	open   map[*grpc.ClientConn]struct{} // channels of calls in flight
-}
-
-var _ grpc.ClientConnInterface = (*Conn)(nil)
-
-func (c *Conn) channel() (*grpc.ClientConn, error) {
-	creds := credentials.NewTLS(clientTLSConfig(c.serverName, c.roots()))
-	cc, err := grpc.NewClient(c.target, append([]grpc.DialOption{grpc.WithTransportCredentials(creds)}, c.opts...)...)
-	if err != nil {
-		return nil, fmt.Errorf("identity service %q: %w", c.target, err)
-	}
-	return cc, nil
-}
-
-// Invoke makes one unary call on a new channel. It fails fast: a channel
-// whose first connection fails (no address, refused, TLS refused) ends the
-// call with Unavailable and that connection's error.
-func (c *Conn) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return status.Error(codes.Canceled, "identity connection closed")
-	}
-	cc, err := c.channel()
-	if err != nil {
-		c.mu.Unlock()
-		return err
-	}
-	if c.open == nil {
-		c.open = make(map[*grpc.ClientConn]struct{})
-	}
-	c.open[cc] = struct{}{}
-	c.mu.Unlock()
-	defer func() {
-		c.mu.Lock()
-		delete(c.open, cc)
-		c.mu.Unlock()
-		_ = cc.Close()
-	}()
-	return cc.Invoke(ctx, method, args, reply, opts...)
-}
-
-// NewStream is refused: the identity API is unary, and a channel per call
-// has no stream to outlive.
-func (c *Conn) NewStream(context.Context, *grpc.StreamDesc, string, ...grpc.CallOption) (grpc.ClientStream, error) {
-	return nil, status.Error(codes.Unimplemented, "the identity connection carries unary calls only")
-}
-
-// Close ends the calls in flight and refuses further ones.
-func (c *Conn) Close() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.closed = true
-	for cc := range c.open {
-		_ = cc.Close()
-	}
-	return nil
-}
-
-func clientTLSConfig(serverName string, roots *x509.CertPool) *tls.Config {
-	return &tls.Config{
-		MinVersion: tls.VersionTLS13,
-		ServerName: serverName,
-		RootCAs:    roots,
-		// The standard check accepts any matching name (wildcards, extra
-		// SANs); a mesh identity is exactly one DNS SAN.
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 {
-				return errors.New("identity service sent no certificate")
-			}
-			leaf := cs.PeerCertificates[0]
-			if len(leaf.DNSNames) != 1 || leaf.DNSNames[0] != serverName ||
-				len(leaf.IPAddresses) > 0 || len(leaf.URIs) > 0 || len(leaf.EmailAddresses) > 0 {
-				return fmt.Errorf("identity service certificate names %q, want exactly %q", leaf.DNSNames, serverName)
-			}
-			return nil
-		},
-	}
 }
 
 // Run certifies the local identity, then renews the certificate until ctx
@@ -335,7 +182,7 @@ func (c *Client) Run(ctx context.Context) error {
 			c.metrics.refresh.WithLabelValues("error").Inc()
 			flog.failed(c.log, now, err, failures, wait, holding)
 		} else {
-			wait = refreshDelay(now, newExpiry, c.cfg.MinRefresh, c.cfg.MaxRefresh)
+			wait = identityclient.RefreshDelay(now, newExpiry, c.cfg.MinRefresh, c.cfg.MaxRefresh)
 			c.metrics.refresh.WithLabelValues("ok").Inc()
 			c.metrics.expiration.Set(float64(newExpiry.Unix()))
 			kv := []any{"expiry", newExpiry, "refreshIn", wait}
@@ -364,9 +211,9 @@ func (c *Client) Run(ctx context.Context) error {
 // validity (left).
 func (c *Client) retryDelay(failures int, holding bool, left time.Duration) time.Duration {
 	if !holding {
-		return backoff(failures, c.cfg.BackoffBase, c.cfg.UncertifiedBackoffMax, c.jitter())
+		return identityclient.Backoff(failures, c.cfg.BackoffBase, c.cfg.UncertifiedBackoffMax, c.jitter())
 	}
-	return min(backoff(failures, c.cfg.BackoffBase, c.cfg.BackoffMax, c.jitter()), left)
+	return min(identityclient.Backoff(failures, c.cfg.BackoffBase, c.cfg.BackoffMax, c.jitter()), left)
 }
 
 // logStop says why the client stops; when it never held a certificate,
@@ -415,7 +262,7 @@ func (l *failureLog) failed(log logr.Logger, now time.Time, err error, failures 
 // certify makes one attempt: read the token, call Certify, install the
 // certificate. It returns when the installed chain expires.
 func (c *Client) certify(ctx context.Context) (time.Time, error) {
-	token, err := readToken(c.cfg.TokenPath)
+	token, err := identityclient.ReadToken(c.cfg.TokenPath)
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -429,7 +276,7 @@ func (c *Client) certify(ctx context.Context) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, fmt.Errorf("certify: %w", err)
 	}
-	cert, expiry, err := certificateFromResponse(resp, c.key)
+	cert, expiry, err := identityclient.CertificateFromResponse(resp, c.key)
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -437,93 +284,6 @@ func (c *Client) certify(ctx context.Context) (time.Time, error) {
 		return time.Time{}, err
 	}
 	return expiry, nil
-}
-
-// readToken reads the ServiceAccount token, at most maxTokenBytes of it.
-func readToken(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading the identity token: %w", err)
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxTokenBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading the identity token: %w", err)
-	}
-	if len(b) > maxTokenBytes {
-		return nil, fmt.Errorf("identity token file %s is larger than %d bytes", path, maxTokenBytes)
-	}
-	b = bytes.TrimSpace(b)
-	if len(b) == 0 {
-		return nil, fmt.Errorf("identity token file %s is empty", path)
-	}
-	return b, nil
-}
-
-// certificateFromResponse turns a Certify reply into a certificate for key.
-// The chain's names and trust are checked by the Store; this checks the
-// shape: parsable DER, a bounded chain, and a leaf for our own key. The
-// returned time is when the first certificate of the chain, or the reply's
-// valid_until if earlier, expires.
-func certificateFromResponse(resp *identityv1.CertifyResponse, key *ecdsa.PrivateKey) (*tls.Certificate, time.Time, error) {
-	leafDER := resp.GetLeafCertificate()
-	if len(leafDER) == 0 {
-		return nil, time.Time{}, errors.New("identity reply has no leaf certificate")
-	}
-	inter := resp.GetIntermediateCertificates()
-	if len(inter) > maxIntermediates {
-		return nil, time.Time{}, fmt.Errorf("identity reply has %d intermediate certificates, more than %d", len(inter), maxIntermediates)
-	}
-	leaf, err := x509.ParseCertificate(leafDER)
-	if err != nil {
-		return nil, time.Time{}, fmt.Errorf("identity reply leaf certificate: %w", err)
-	}
-	if !key.PublicKey.Equal(leaf.PublicKey) {
-		return nil, time.Time{}, errors.New("identity reply leaf certificate is not for our key")
-	}
-	chain := make([][]byte, 0, 1+len(inter))
-	chain = append(chain, leafDER)
-	expiry := leaf.NotAfter
-	for i, der := range inter {
-		c, err := x509.ParseCertificate(der)
-		if err != nil {
-			return nil, time.Time{}, fmt.Errorf("identity reply intermediate certificate %d: %w", i, err)
-		}
-		if c.NotAfter.Before(expiry) {
-			expiry = c.NotAfter
-		}
-		chain = append(chain, der)
-	}
-	if vu := resp.GetValidUntil(); vu != nil {
-		if err := vu.CheckValid(); err != nil {
-			return nil, time.Time{}, fmt.Errorf("identity reply valid_until: %w", err)
-		}
-		if t := vu.AsTime(); t.Before(expiry) {
-			expiry = t
-		}
-	}
-	return &tls.Certificate{Certificate: chain, PrivateKey: key, Leaf: leaf}, expiry, nil
-}
-
-// refreshDelay is how long to wait before renewing a certificate that
-// expires at expiry: refreshPercent of the remaining lifetime, within
-// [lo, hi].
-func refreshDelay(now, expiry time.Time, lo, hi time.Duration) time.Duration {
-	d := expiry.Sub(now) / 100 * refreshPercent
-	return min(max(d, lo), hi)
-}
-
-// backoff is the delay after the failures+1-th consecutive failure: base
-// doubled per earlier failure, capped at most, then reduced by up to half
-// by jitter (r in [0, 1)). It is never below base/2, so never zero for a
-// positive base.
-func backoff(failures int, base, most time.Duration, r float64) time.Duration {
-	d := base
-	for i := 0; i < failures && d < most; i++ {
-		d *= 2
-	}
-	d = min(d, most)
-	return d - time.Duration(float64(d/2)*r)
 }
 
 type metrics struct {

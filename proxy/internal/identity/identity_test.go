@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
+	"github.com/linkerd-go/linkerd-go/component/identityclient"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/meshtls"
 	"github.com/linkerd-go/linkerd-go/tools/testkit/testpki"
 )
@@ -107,7 +108,7 @@ func TestFirstCertificate(t *testing.T) {
 		t.Errorf("CSR key %T, want ECDSA P-256", csr.PublicKey)
 	}
 
-	want := refreshDelay(h.clk.Now(), leaf.NotAfter, DefaultMinRefresh, DefaultMaxRefresh)
+	want := identityclient.RefreshDelay(h.clk.Now(), leaf.NotAfter, DefaultMinRefresh, DefaultMaxRefresh)
 	if tm.d != want {
 		t.Errorf("renewal scheduled in %v, want %v", tm.d, want)
 	}
@@ -181,7 +182,7 @@ func TestRenewalDuringTraffic(t *testing.T) {
 	if reqs := h.fake.requests(); len(reqs) != 2 || string(reqs[1].GetToken()) != "token-2" {
 		t.Errorf("renewal did not read the rotated token")
 	}
-	want := refreshDelay(h.clk.Now(), second.Leaf.NotAfter, DefaultMinRefresh, DefaultMaxRefresh)
+	want := identityclient.RefreshDelay(h.clk.Now(), second.Leaf.NotAfter, DefaultMinRefresh, DefaultMaxRefresh)
 	if tm.d != want {
 		t.Errorf("second renewal in %v, want %v", tm.d, want)
 	}
@@ -236,7 +237,7 @@ func TestBackoffThenSuccess(t *testing.T) {
 	}
 	tm := h.nextTimer()
 	<-h.store.Ready()
-	want := refreshDelay(h.clk.Now(), leafOf(t, h.store).NotAfter, DefaultMinRefresh, DefaultMaxRefresh)
+	want := identityclient.RefreshDelay(h.clk.Now(), leafOf(t, h.store).NotAfter, DefaultMinRefresh, DefaultMaxRefresh)
 	if tm.d != want {
 		t.Errorf("after recovering, renewal in %v, want %v", tm.d, want)
 	}
@@ -350,7 +351,7 @@ func TestToken(t *testing.T) {
 	})
 	t.Run("too large or empty", func(t *testing.T) {
 		h := newHarness(t, harnessOpts{})
-		writeToken(t, h.tokenPath, strings.Repeat("x", maxTokenBytes+1))
+		writeToken(t, h.tokenPath, strings.Repeat("x", identityclient.MaxTokenBytes+1))
 		h.start()
 		tm := h.nextTimer()
 		writeToken(t, h.tokenPath, " \n")
@@ -363,8 +364,8 @@ func TestToken(t *testing.T) {
 	})
 	t.Run("exactly the limit", func(t *testing.T) {
 		path := t.TempDir() + "/token"
-		writeToken(t, path, strings.Repeat("x", maxTokenBytes))
-		if b, err := readToken(path); err != nil || len(b) != maxTokenBytes {
+		writeToken(t, path, strings.Repeat("x", identityclient.MaxTokenBytes))
+		if b, err := identityclient.ReadToken(path); err != nil || len(b) != identityclient.MaxTokenBytes {
 			t.Errorf("readToken: %d bytes, %v", len(b), err)
 		}
 	})
@@ -410,56 +411,15 @@ func TestStop(t *testing.T) {
 	})
 }
 
-func TestRefreshDelay(t *testing.T) {
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	cases := []struct {
-		name      string
-		remaining time.Duration
-		lo, hi    time.Duration
-		want      time.Duration
-	}{
-		{"24h leaf", 24 * time.Hour, 10 * time.Second, 24 * time.Hour, 16*time.Hour + 48*time.Minute},
-		{"1h leaf", time.Hour, 10 * time.Second, 24 * time.Hour, 42 * time.Minute},
-		{"100s left", 100 * time.Second, 10 * time.Second, 24 * time.Hour, 70 * time.Second},
-		{"below the minimum", 10 * time.Second, 10 * time.Second, 24 * time.Hour, 10 * time.Second},
-		{"already expired", -time.Hour, 10 * time.Second, 24 * time.Hour, 10 * time.Second},
-		{"above the maximum", 30 * 24 * time.Hour, 10 * time.Second, 24 * time.Hour, 24 * time.Hour},
-		{"custom maximum", 24 * time.Hour, time.Second, time.Hour, time.Hour},
-		{"custom minimum", time.Hour, time.Hour, 2 * time.Hour, time.Hour},
-	}
-	for _, tc := range cases {
-		if got := refreshDelay(now, now.Add(tc.remaining), tc.lo, tc.hi); got != tc.want {
-			t.Errorf("%s: refreshDelay = %v, want %v", tc.name, got, tc.want)
-		}
-	}
-}
-
-func TestBackoff(t *testing.T) {
-	cases := []struct {
-		failures int
-		jitter   float64
-		want     time.Duration
-	}{
-		{0, 0, time.Second},
-		{1, 0, 2 * time.Second},
-		{5, 0, 32 * time.Second},
-		{6, 0, time.Minute},
-		{1000, 0, time.Minute}, // no overflow
-		{0, 0.5, 750 * time.Millisecond},
-		{6, 0.75, 37500 * time.Millisecond},
-	}
-	for _, tc := range cases {
-		if got := backoff(tc.failures, time.Second, time.Minute, tc.jitter); got != tc.want {
-			t.Errorf("backoff(%d, jitter %v) = %v, want %v", tc.failures, tc.jitter, got, tc.want)
-		}
-	}
-	// The defaults: never above the cap, never below half the base.
+// The proxy's backoff defaults: never above the cap, never below half the
+// base.
+func TestBackoffDefaults(t *testing.T) {
 	for failures := range 100 {
 		for _, r := range []float64{0, 0.5, 0.999} {
 			for _, most := range []time.Duration{DefaultUncertifiedBackoffMax, DefaultBackoffMax} {
-				d := backoff(failures, DefaultBackoffBase, most, r)
+				d := identityclient.Backoff(failures, DefaultBackoffBase, most, r)
 				if d > most || d < DefaultBackoffBase/2 {
-					t.Fatalf("backoff(%d, %v, %v, %v) = %v, out of [%v, %v]", failures, DefaultBackoffBase, most, r, d, DefaultBackoffBase/2, most)
+					t.Fatalf("identityclient.Backoff(%d, %v, %v, %v) = %v, out of [%v, %v]", failures, DefaultBackoffBase, most, r, d, DefaultBackoffBase/2, most)
 				}
 			}
 		}
@@ -495,7 +455,7 @@ func TestNew(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := Dial("127.0.0.1:1", identityName, store.Roots)
+	conn, err := identityclient.Dial("127.0.0.1:1", identityName, store.Roots)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -510,7 +470,7 @@ func TestNew(t *testing.T) {
 	if _, err := New(Config{TokenPath: "/t"}, store, conn, reg, logr.Discard()); err == nil {
 		t.Error("New registered the metrics twice on one registry")
 	}
-	if _, err := Dial("", identityName, store.Roots); err == nil {
+	if _, err := identityclient.Dial("", identityName, store.Roots); err == nil {
 		t.Error("Dial accepted an empty address")
 	}
 }
@@ -534,7 +494,7 @@ func TestIdentityServerNamesExactly(t *testing.T) {
 		defer srv.Close()
 		srvDone <- srv.Handshake()
 	}()
-	c := tls.Client(a, clientTLSConfig(identityName, roots))
+	c := tls.Client(a, identityclient.ClientTLSConfig(identityName, roots))
 	err := c.Handshake()
 	_ = c.Close()
 	<-srvDone

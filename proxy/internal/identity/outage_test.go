@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
+	"github.com/linkerd-go/linkerd-go/component/identityclient"
 )
 
 func unavailable(context.Context, *identityv1.CertifyRequest) (*identityv1.CertifyResponse, error) {
@@ -148,7 +149,7 @@ func TestConnResolvesEveryCall(t *testing.T) {
 	var builds atomic.Int32
 	r.BuildCallback = func(resolver.Target, resolver.ClientConn, resolver.BuildOptions) { builds.Add(1) }
 	r.InitialState(resolver.State{Addresses: []resolver.Address{{Addr: h.addr}}})
-	conn, err := Dial("identity-test:///identity", identityName, h.store.Roots, grpc.WithResolvers(r))
+	conn, err := identityclient.Dial("identity-test:///identity", identityName, h.store.Roots, grpc.WithResolvers(r))
 	if err != nil {
 		t.Fatal(err)
 	}
