@@ -3,6 +3,7 @@ module github.com/linkerd-go/linkerd-go/component
 go 1.26.0
 
 require (
+	github.com/go-logr/logr v1.4.4
 	github.com/prometheus/client_golang v1.24.1
 	google.golang.org/grpc v1.85.0
 )

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"time"
 
@@ -31,6 +30,7 @@ import (
 	"github.com/linkerd-go/linkerd-go/api/mesh"
 	"github.com/linkerd-go/linkerd-go/component/admin"
 	"github.com/linkerd-go/linkerd-go/component/identityclient"
+	logs "github.com/linkerd-go/linkerd-go/component/logging"
 	"github.com/linkerd-go/linkerd-go/destination/internal/identity"
 	"github.com/linkerd-go/linkerd-go/destination/internal/k8s"
 	"github.com/linkerd-go/linkerd-go/destination/internal/metrics"
@@ -56,12 +56,14 @@ type Deps struct {
 }
 
 // NewLogger returns the logger the flags ask for, writing to w.
+// (component/logging: the same level and format names in every component).
+// The flags were validated: a bad value falls back to a discarding logger.
 func NewLogger(cfg Config, w io.Writer) logr.Logger {
-	opts := &slog.HandlerOptions{Level: logLevels[cfg.LogLevel]}
-	if cfg.LogFormat == "json" {
-		return logr.FromSlogHandler(slog.NewJSONHandler(w, opts))
+	log, err := logs.New(w, cfg.LogLevel, cfg.LogFormat)
+	if err != nil {
+		return logr.Discard()
 	}
-	return logr.FromSlogHandler(slog.NewTextHandler(w, opts))
+	return log
 }
 
 // Run serves until ctx is done, then shuts down within cfg.ShutdownTimeout

@@ -7,11 +7,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"time"
 
 	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
 	"github.com/linkerd-go/linkerd-go/api/mesh"
+	"github.com/linkerd-go/linkerd-go/component/logging"
 	"github.com/linkerd-go/linkerd-go/destination/internal/policy"
 )
 
@@ -88,7 +88,7 @@ func ParseFlags(args []string, output io.Writer) (Config, error) {
 	fs.StringVar(&c.IdentityServerName, "identity-server-name", "", "the identity service's TLS identity (default linkerd-identity.<ns>.serviceaccount.identity.<ns>.<trust-domain>)")
 	fs.StringVar(&c.TrustAnchorsFile, "identity-trust-anchors-file", defaultTrustAnchors, "PEM bundle of the trust anchors")
 	fs.StringVar(&c.TokenFile, "identity-token-file", defaultTokenFile, "ServiceAccount token (audience identity.l5d.io) presented to identity")
-	fs.StringVar(&c.LogLevel, "log-level", "info", "log verbosity: error, warn, info, debug (V(1) details) or trace (V(2), per-update details)")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "log verbosity: off, error, warn, info, debug (details of each request and update) or trace (everything)")
 	fs.StringVar(&c.LogFormat, "log-format", "plain", "log format: plain or json")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
@@ -150,24 +150,13 @@ func (c *Config) Validate() error {
 	if !c.InsecurePlaintextGRPC && (c.IdentityAddr == "" || c.IdentityServerName == "" || c.TrustAnchorsFile == "" || c.TokenFile == "") {
 		errs = append(errs, errors.New("TLS needs --identity-addr, --identity-server-name, --identity-trust-anchors-file and --identity-token-file"))
 	}
-	if _, ok := logLevels[c.LogLevel]; !ok {
-		errs = append(errs, fmt.Errorf("--log-level %q: want error, warn, info, debug or trace", c.LogLevel))
+	if _, err := logging.ParseLevel(c.LogLevel); err != nil {
+		errs = append(errs, fmt.Errorf("--log-level: %w", err))
 	}
-	if c.LogFormat != "plain" && c.LogFormat != "json" {
-		errs = append(errs, fmt.Errorf("--log-format %q: want plain or json", c.LogFormat))
+	if err := logging.CheckFormat(c.LogFormat); err != nil {
+		errs = append(errs, fmt.Errorf("--log-format: %w", err))
 	}
 	return errors.Join(errs...)
-}
-
-// logLevels maps --log-level to the lowest slog level shown. logr's V(n)
-// logs at slog level -n, so debug shows V(1) and trace V(2); warn and error
-// hide the informational V(0) lines, as they do in the other components.
-var logLevels = map[string]slog.Level{
-	"error": slog.LevelError,
-	"warn":  slog.LevelWarn,
-	"info":  slog.LevelInfo,
-	"debug": slog.Level(-1),
-	"trace": slog.Level(-2),
 }
 
 // policyConfig is the inbound policy's configuration (flags checked by

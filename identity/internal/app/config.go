@@ -14,6 +14,7 @@ import (
 
 	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
 	"github.com/linkerd-go/linkerd-go/api/mesh"
+	"github.com/linkerd-go/linkerd-go/component/logging"
 	"github.com/linkerd-go/linkerd-go/identity/internal/pki"
 )
 
@@ -128,7 +129,7 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&c.Kubeconfig, "kubeconfig", c.Kubeconfig, "kubeconfig file (default: the in-cluster configuration)")
 	fs.Float64Var(&c.KubeAPIQPS, "kube-api-qps", c.KubeAPIQPS, "requests per second to the Kubernetes API (one TokenReview per Certify)")
 	fs.IntVar(&c.KubeAPIBurst, "kube-api-burst", c.KubeAPIBurst, "burst of requests to the Kubernetes API")
-	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log verbosity: off, error, warn, info, debug or trace")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "plain or json")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
@@ -194,11 +195,11 @@ func (c Config) Validate() error {
 	if c.KubeAPIQPS <= 0 || c.KubeAPIBurst < 1 {
 		errs = append(errs, fmt.Errorf("--kube-api-qps %g and --kube-api-burst %d must be positive", c.KubeAPIQPS, c.KubeAPIBurst))
 	}
-	if _, err := parseLevel(c.LogLevel); err != nil {
-		errs = append(errs, err)
+	if _, err := logging.ParseLevel(c.LogLevel); err != nil {
+		errs = append(errs, fmt.Errorf("--log-level: %w", err))
 	}
-	if c.LogFormat != "plain" && c.LogFormat != "json" {
-		errs = append(errs, fmt.Errorf("--log-format %q is not plain or json", c.LogFormat))
+	if err := logging.CheckFormat(c.LogFormat); err != nil {
+		errs = append(errs, fmt.Errorf("--log-format: %w", err))
 	}
 	return errors.Join(errs...)
 }

@@ -7,16 +7,15 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
-	"github.com/go-logr/logr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/linkerd-go/linkerd-go/component/logging"
 	"github.com/linkerd-go/linkerd-go/injector/internal/app"
 	"github.com/linkerd-go/linkerd-go/injector/internal/config"
 	"github.com/linkerd-go/linkerd-go/injector/internal/webhook"
@@ -47,7 +46,7 @@ func run(args []string) int {
 	fs.Int64Var(&cfg.MaxRequestBytes, "max-request-bytes", webhook.DefaultMaxRequestBytes, "largest AdmissionReview body accepted, in `bytes`")
 	fs.IntVar(&cfg.MaxInFlight, "max-in-flight", 64, "admission requests handled at once; more wait")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long in-flight requests may take to finish on shutdown")
-	fs.StringVar(&logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
+	fs.StringVar(&logLevel, "log-level", "info", "log `level`: off, error, warn, info, debug or trace")
 	fs.StringVar(&logFormat, "log-format", "plain", "log `format`: plain or json")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -56,7 +55,7 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "injector: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	log, err := newLogger(logLevel, logFormat)
+	log, err := logging.New(os.Stderr, logLevel, logFormat)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "injector: %v\n", err)
 		return 2
@@ -90,32 +89,4 @@ func run(args []string) int {
 	}
 	log.Info("stopped")
 	return 0
-}
-
-func newLogger(level, format string) (logr.Logger, error) {
-	var l slog.Level
-	switch level {
-	case "debug":
-		// logr's V(1) and deeper are slog levels -1 and below.
-		l = slog.LevelDebug
-	case "info":
-		l = slog.LevelInfo
-	case "warn":
-		l = slog.LevelWarn
-	case "error":
-		l = slog.LevelError
-	default:
-		return logr.Logger{}, fmt.Errorf("--log-level %q is not one of debug, info, warn, error", level)
-	}
-	opts := &slog.HandlerOptions{Level: l}
-	var h slog.Handler
-	switch format {
-	case "plain":
-		h = slog.NewTextHandler(os.Stderr, opts)
-	case "json":
-		h = slog.NewJSONHandler(os.Stderr, opts)
-	default:
-		return logr.Logger{}, fmt.Errorf("--log-format %q is not one of plain, json", format)
-	}
-	return logr.FromSlogHandler(h), nil
 }

@@ -7,13 +7,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 
-	"github.com/go-logr/logr"
-
+	"github.com/linkerd-go/linkerd-go/component/logging"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/app"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/config"
 )
@@ -40,7 +38,11 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	log := newLogger(cfg.LogLevel, cfg.LogFormat)
+	log, err := logging.New(os.Stderr, cfg.LogLevel, cfg.LogFormat)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "proxy: invalid configuration:\n%v\n", err)
+		os.Exit(2)
+	}
 	log.Info("starting", "version", version)
 	if err := app.Run(ctx, cfg, log); err != nil {
 		fmt.Fprintf(os.Stderr, "proxy: %v\n", err)
@@ -60,24 +62,4 @@ func usage(w io.Writer) {
 		}
 		fmt.Fprintf(w, "  %s (%s)\n      %s\n", v.Name, def, v.Help)
 	}
-}
-
-func newLogger(level, format string) logr.Logger {
-	var l slog.Level
-	switch level {
-	case "trace", "debug":
-		l = slog.LevelDebug
-	case "warn":
-		l = slog.LevelWarn
-	case "error", "off":
-		l = slog.LevelError
-	default:
-		l = slog.LevelInfo
-	}
-	opts := &slog.HandlerOptions{Level: l}
-	var h slog.Handler = slog.NewTextHandler(os.Stderr, opts)
-	if format == "json" {
-		h = slog.NewJSONHandler(os.Stderr, opts)
-	}
-	return logr.FromSlogHandler(h)
 }
