@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr/testr"
+	"github.com/go-logr/logr/funcr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
@@ -38,6 +38,9 @@ type indexEnv struct {
 	dyn     *dynamicfake.FakeDynamicClient
 	index   *Index
 	metrics *metrics.Metrics
+	// leftOut receives each policy object the Index logs as unusable, once
+	// its handler has counted it.
+	leftOut chan string
 }
 
 // newIndexEnv starts informers over the fixture (the Index's queue size
@@ -75,7 +78,17 @@ func newIndexEnv(t *testing.T, fixture string, queue int) *indexEnv {
 	e.metrics = metrics.New(prometheus.NewRegistry())
 	cfg := testConfig()
 	cfg.QueueSize = queue
-	e.index, err = New(testr.New(t), cfg, pods, nss, pol, e.metrics)
+	e.leftOut = make(chan string, 16)
+	log := funcr.New(func(prefix, args string) {
+		t.Log(prefix, args)
+		if strings.Contains(args, `"msg"="policy object left out"`) {
+			select {
+			case e.leftOut <- args:
+			default:
+			}
+		}
+	}, funcr.Options{})
+	e.index, err = New(log, cfg, pods, nss, pol, e.metrics)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +234,7 @@ server server/web-http detect
 	// An unusable object is counted and changes nothing. Its event is
 	// handled on the informer's own goroutine, and a recompute marked
 	// earlier may already see the store after the next change: so wait
-	// for the count itself before that change.
+	// until it was handled (counted, then logged) before that change.
 	e.create(`
 apiVersion: policy.linkerd.io/v1beta3
 kind: Server
@@ -230,13 +243,12 @@ spec:
   podSelector: {}
   port: 0
 `)
-	invalid := e.metrics.PolicyInvalid.WithLabelValues(KindServer)
-	for deadline := time.Now().Add(10 * time.Second); testutil.ToFloat64(invalid) < 1; {
-		if time.Now().After(deadline) {
-			t.Fatal("the invalid Server was not counted")
-		}
-		time.Sleep(time.Millisecond) // polling the condition, not waiting for it to happen
+	select {
+	case <-e.leftOut:
+	case <-time.After(waitFor):
+		t.Fatal("the invalid Server was not reported")
 	}
+	invalid := e.metrics.PolicyInvalid.WithLabelValues(KindServer)
 	e.deletePolicy(KindServer, "emoji", "web-http")
 	expectNext(t, sub, defaultWeb8080)
 	if got := testutil.ToFloat64(invalid); got != 1 {
