@@ -3,6 +3,20 @@
 // latency, weighted by its outstanding requests — the least loaded of two
 // random endpoints wins, so a slow or busy endpoint gets less traffic
 // without any endpoint being starved of the probes that let it recover.
+//
+// Two rules bound how long one latency spike keeps an endpoint out (with
+// plain peak-EWMA a single spike of r times the typical latency loses every
+// comparison for about decay×ln(r), 10–45 s, however healthy the endpoint
+// is afterwards):
+//   - an endpoint passed over for probeAfter and probeAfterPicks is picked
+//     once as a probe, so fresh evidence arrives;
+//   - a latency below the estimate pulls it down with the shorter time
+//     constant settle, so that evidence counts: the first probe after a
+//     spike takes most of the way back.
+//
+// A truly slow endpoint re-takes its peak on every probe, so it still gets
+// only the probes: one per probeAfter at high rates, one per
+// probeAfterPicks at low ones.
 package balance
 
 import (
@@ -20,6 +34,13 @@ const (
 	defaultRTT = 30 * time.Millisecond
 	// decay is how fast a peak is forgotten (the EWMA time constant).
 	decay = 10 * time.Second
+	// settle is the time constant with which a latency below the estimate
+	// pulls it down.
+	settle = 500 * time.Millisecond
+	// probeAfter and probeAfterPicks: an endpoint not picked for this long
+	// and while this many requests went elsewhere is picked once.
+	probeAfter      = time.Second
+	probeAfterPicks = 20
 )
 
 // Endpoint is one choice of the balancer, with its load statistics. T is
@@ -34,6 +55,12 @@ type Endpoint[T any] struct {
 	ewma     float64 // nanoseconds
 	lastSeen time.Time
 	seen     atomic.Bool // lastSeen is set
+
+	// pickedAt and pickedSeq are when the endpoint was last picked (unix
+	// nanoseconds) and the balancer's pick count at that moment: the
+	// probe rule's inputs.
+	pickedAt  atomic.Int64
+	pickedSeq atomic.Uint64
 
 	// failures counts consecutive failed connects; ejection is its state
 	// out of the set (see eject.go).
@@ -87,7 +114,7 @@ func (e *Endpoint[T]) observe(rtt time.Duration, now time.Time) {
 		if v > cur {
 			e.ewma = v
 		} else {
-			w := math.Exp(-float64(now.Sub(e.lastSeen)) / float64(decay))
+			w := math.Exp(-float64(now.Sub(e.lastSeen)) / float64(settle))
 			e.ewma = cur*w + v*(1-w)
 		}
 	}
@@ -109,6 +136,17 @@ type Balancer[T any] struct {
 	// typical is a moving average of every latency observed (float64 bits,
 	// nanoseconds); 0 until the first observation.
 	typical atomic.Uint64
+	// picks counts Picks among two or more endpoints (the probe rule's
+	// clock in requests).
+	picks atomic.Uint64
+}
+
+// starved reports whether e is due a probe: measured, idle, and passed
+// over for probeAfter and probeAfterPicks.
+func (e *Endpoint[T]) starved(now time.Time, seq uint64) bool {
+	return e.measured() && e.pending.Load() == 0 &&
+		now.UnixNano()-e.pickedAt.Load() >= int64(probeAfter) &&
+		seq-e.pickedSeq.Load() >= probeAfterPicks
 }
 
 // typicalRTT is the latency assumed for endpoints never measured.
@@ -171,6 +209,8 @@ func (b *Balancer[T]) Update(targets []Target[T]) {
 			continue
 		}
 		e := &Endpoint[T]{Addr: t.Addr, Value: t.Value, weight: w}
+		e.pickedAt.Store(b.now().UnixNano())
+		e.pickedSeq.Store(b.picks.Load())
 		if i >= 0 {
 			// Same endpoint, new weight: keep its statistics.
 			old[i].mu.Lock()
@@ -229,10 +269,20 @@ func (b *Balancer[T]) Pick() (e *Endpoint[T], done func(rtt time.Duration), ok b
 			j++
 		}
 		now, typical := b.now(), b.typicalRTT()
-		e = set[i]
-		if set[j].cost(now, typical) < e.cost(now, typical) {
-			e = set[j]
+		seq := b.picks.Add(1)
+		a, c := set[i], set[j]
+		switch {
+		case a.starved(now, seq):
+			e = a
+		case c.starved(now, seq):
+			e = c
+		case c.cost(now, typical) < a.cost(now, typical):
+			e = c
+		default:
+			e = a
 		}
+		e.pickedAt.Store(now.UnixNano())
+		e.pickedSeq.Store(seq)
 	}
 	e.pending.Add(1)
 	var once atomic.Bool

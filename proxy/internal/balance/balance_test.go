@@ -193,3 +193,81 @@ func BenchmarkPick(b *testing.B) {
 		done(time.Millisecond)
 	}
 }
+
+// simulate sends n sequential requests, one per interval on a fake clock,
+// through b; latency says how long endpoint v takes to answer request k.
+// It returns the picks per endpoint.
+func simulate(b *Balancer[int], now *time.Time, n int, interval time.Duration, latency func(v, k int) time.Duration) map[int]int {
+	counts := map[int]int{}
+	for k := range n {
+		e, done, _ := b.Pick()
+		counts[e.Value]++
+		rtt := latency(e.Value, k)
+		*now = now.Add(rtt)
+		done(rtt)
+		*now = now.Add(interval - rtt)
+	}
+	return counts
+}
+
+// One latency spike does not keep a healthy endpoint out: at 10 requests a
+// second over three equal endpoints, a 100× spike on one of them still
+// leaves it its share of the next 15 seconds. (Plain peak-EWMA with a 10 s
+// decay would pass it over for ~45 s.)
+func TestSpikeDoesNotStarve(t *testing.T) {
+	b := New[int]()
+	now := time.Unix(1000, 0)
+	b.now = func() time.Time { return now }
+	b.Update(targets(3))
+	// Warm up: every endpoint measured at 1 ms.
+	simulate(b, &now, 60, 100*time.Millisecond, func(int, int) time.Duration { return time.Millisecond })
+	spiked := false
+	counts := simulate(b, &now, 150, 100*time.Millisecond, func(v, _ int) time.Duration {
+		if v == 1 && !spiked {
+			spiked = true
+			return 100 * time.Millisecond
+		}
+		return time.Millisecond
+	})
+	if !spiked {
+		t.Fatal("endpoint 1 was never picked")
+	}
+	for v := 1; v <= 3; v++ {
+		if counts[v] < 30 {
+			t.Errorf("endpoint %d got %d of 150 picks after the spike: %v", v, counts[v], counts)
+		}
+	}
+}
+
+// A steadily slow endpoint gets only the probes: one per probeAfterPicks
+// requests at low rates, one per probeAfter at high ones.
+func TestSlowEndpointGetsOnlyProbes(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		interval time.Duration
+		n        int
+		max      int
+	}{
+		{"10 rps", 100 * time.Millisecond, 600, 600/probeAfterPicks + 2},
+		{"1000 rps", time.Millisecond, 60000, 60 + 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := New[int]()
+			now := time.Unix(1000, 0)
+			b.now = func() time.Time { return now }
+			b.Update(targets(3))
+			counts := simulate(b, &now, tc.n, tc.interval, func(v, _ int) time.Duration {
+				if v == 1 {
+					return 100 * time.Millisecond
+				}
+				return 100 * time.Microsecond
+			})
+			if counts[1] > tc.max {
+				t.Errorf("slow endpoint got %d of %d picks, want at most %d: %v", counts[1], tc.n, tc.max, counts)
+			}
+			if counts[1] == 0 {
+				t.Errorf("slow endpoint was never probed: %v", counts)
+			}
+		})
+	}
+}
