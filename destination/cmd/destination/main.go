@@ -1,16 +1,11 @@
-// Command destination serves service discovery and service profiles to the
-// mesh's proxies.
+// Command destination serves service discovery, service profiles and
+// inbound policy to the mesh's proxies.
 package main
 
 import (
-	"context"
-	"errors"
-	"flag"
 	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
 
+	"github.com/go-logr/logr"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
@@ -18,6 +13,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
+	"github.com/linkerd-go/linkerd-go/component/run"
 	"github.com/linkerd-go/linkerd-go/destination/internal/app"
 )
 
@@ -25,33 +21,29 @@ import (
 var version = "dev"
 
 func main() {
-	os.Exit(run())
+	run.Program[app.Config]{
+		Name: "destination", Version: version,
+		Config: app.ParseFlags,
+		Logger: app.NewLogger,
+		New:    newApp,
+	}.Main()
 }
 
-func run() int {
-	cfg, err := app.ParseFlags(os.Args[1:], os.Stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "destination:", err)
-		return 2
-	}
-	log := app.NewLogger(cfg, os.Stderr)
+// newApp builds the Kubernetes clients (typed for the core objects,
+// metadata for ReplicaSets and Jobs, dynamic for the CRDs) and the app.
+func newApp(cfg app.Config, log logr.Logger) (run.Component, error) {
 	klog.SetLogger(log.WithName("client-go"))
-	log.Info("starting", "version", version)
-
 	var rc *rest.Config
+	var err error
 	if cfg.Kubeconfig != "" {
 		rc, err = clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
 	} else {
 		rc, err = rest.InClusterConfig()
 	}
 	if err != nil {
-		log.Error(err, "no Kubernetes configuration")
-		return 1
+		return nil, fmt.Errorf("no Kubernetes configuration: %w", err)
 	}
-	rc.UserAgent = "linkerd-destination"
+	rc.UserAgent = "linkerd-destination/" + version
 	deps := app.Deps{Log: log}
 	if deps.Kube, err = kubernetes.NewForConfig(rc); err == nil {
 		if deps.Metadata, err = metadata.NewForConfig(rc); err == nil {
@@ -59,15 +51,7 @@ func run() int {
 		}
 	}
 	if err != nil {
-		log.Error(err, "building Kubernetes clients")
-		return 1
+		return nil, fmt.Errorf("building Kubernetes clients: %w", err)
 	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := app.Run(ctx, cfg, deps); err != nil {
-		log.Error(err, "destination stopped")
-		return 1
-	}
-	return 0
+	return app.New(cfg, deps)
 }

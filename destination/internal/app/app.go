@@ -39,7 +39,7 @@ import (
 	"github.com/linkerd-go/linkerd-go/destination/internal/watch"
 )
 
-// Deps are what Run needs from outside: Kubernetes clients, a logger and,
+// Deps are what New needs from outside: Kubernetes clients, a logger and,
 // optionally, listeners already bound (tests) and a certify client (tests;
 // by default one is dialled from the configuration).
 type Deps struct {
@@ -55,20 +55,64 @@ type Deps struct {
 	Identity       identityv1.IdentityServiceClient
 }
 
-// NewLogger returns the logger the flags ask for, writing to w.
+// NewLogger returns the logger the flags ask for, writing to w
 // (component/logging: the same level and format names in every component).
-// The flags were validated: a bad value falls back to a discarding logger.
-func NewLogger(cfg Config, w io.Writer) logr.Logger {
-	log, err := logs.New(w, cfg.LogLevel, cfg.LogFormat)
-	if err != nil {
-		return logr.Discard()
+func NewLogger(cfg Config, w io.Writer) (logr.Logger, error) {
+	return logs.New(w, cfg.LogLevel, cfg.LogFormat)
+}
+
+// App is a built destination: configuration checked, listeners bound,
+// serving nothing until Run.
+type App struct {
+	cfg                          Config
+	deps                         Deps
+	grpcLis, policyLis, adminLis net.Listener
+}
+
+// New checks the configuration and binds the listeners Deps does not
+// provide. They are closed by Run (or Close, if Run is never called).
+func New(cfg Config, d Deps) (*App, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
-	return log
+	if d.Kube == nil || d.Metadata == nil || d.Dynamic == nil {
+		return nil, errors.New("the typed, metadata and dynamic Kubernetes clients are all required")
+	}
+	a := &App{cfg: cfg, deps: d, grpcLis: d.GRPCListener, policyLis: d.PolicyListener, adminLis: d.AdminListener}
+	for _, l := range []struct {
+		lis  *net.Listener
+		flag string
+		addr string
+	}{{&a.grpcLis, "--grpc-addr", cfg.GRPCAddr}, {&a.policyLis, "--policy-addr", cfg.PolicyAddr}, {&a.adminLis, "--admin-addr", cfg.AdminAddr}} {
+		if *l.lis != nil {
+			continue
+		}
+		var err error
+		if *l.lis, err = net.Listen("tcp", l.addr); err != nil {
+			a.Close()
+			return nil, fmt.Errorf("%s: %w", l.flag, err)
+		}
+	}
+	return a, nil
+}
+
+// Close closes the listeners of an App that will not Run.
+func (a *App) Close() {
+	for _, l := range []net.Listener{a.grpcLis, a.policyLis, a.adminLis} {
+		if l != nil {
+			_ = l.Close()
+		}
+	}
 }
 
 // Run serves until ctx is done, then shuts down within cfg.ShutdownTimeout
 // per server. It returns the first error that stopped it, or nil.
-func Run(ctx context.Context, cfg Config, d Deps) (err error) {
+func (a *App) Run(ctx context.Context) (err error) {
+	// Servers close their listener when they stop; this closes those that
+	// never started (a setup error below). A second Close is harmless.
+	defer a.Close()
+	cfg, d := a.cfg, a.deps
+	grpcLis, policyLis, adminLis := a.grpcLis, a.policyLis, a.adminLis
 	log := d.Log
 	reg := d.Registry
 	if reg == nil {
@@ -166,24 +210,6 @@ func Run(ctx context.Context, cfg Config, d Deps) (err error) {
 
 	synced := func() bool { return cluster.HasSynced() && policyInformers.HasSynced() }
 	ready := func() bool { return synced() && (certs == nil || certs.Ready()) }
-
-	grpcLis, policyLis, adminLis := d.GRPCListener, d.PolicyListener, d.AdminListener
-	for _, l := range []struct {
-		lis  *net.Listener
-		addr string
-	}{{&grpcLis, cfg.GRPCAddr}, {&policyLis, cfg.PolicyAddr}, {&adminLis, cfg.AdminAddr}} {
-		if *l.lis != nil {
-			continue
-		}
-		if *l.lis, err = net.Listen("tcp", l.addr); err != nil {
-			for _, open := range []net.Listener{grpcLis, policyLis, adminLis} {
-				if open != nil {
-					open.Close()
-				}
-			}
-			return err
-		}
-	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	cluster.Start(gctx)

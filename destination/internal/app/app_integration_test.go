@@ -106,7 +106,7 @@ func startDestination(t *testing.T, rc *rest.Config) *running {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, cfg, Deps{Log: testr.New(t), Kube: kube, Metadata: meta, Dynamic: r.dyn, Registry: prometheus.NewRegistry(), GRPCListener: grpcLis, PolicyListener: policyLis, AdminListener: adminLis})
+		done <- newAndRun(ctx, cfg, Deps{Log: testr.New(t), Kube: kube, Metadata: meta, Dynamic: r.dyn, Registry: prometheus.NewRegistry(), GRPCListener: grpcLis, PolicyListener: policyLis, AdminListener: adminLis})
 	}()
 	r.conn, err = grpc.NewClient(grpcLis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

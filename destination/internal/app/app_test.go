@@ -91,7 +91,7 @@ func TestServe(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, cfg, Deps{Log: testr.New(t), Kube: kube, Metadata: meta, Dynamic: dyn, GRPCListener: grpcLis, PolicyListener: policyLis, AdminListener: adminLis})
+		done <- newAndRun(ctx, cfg, Deps{Log: testr.New(t), Kube: kube, Metadata: meta, Dynamic: dyn, GRPCListener: grpcLis, PolicyListener: policyLis, AdminListener: adminLis})
 	}()
 	conn, err := grpc.NewClient(grpcLis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -186,4 +186,13 @@ func TestServe(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
+}
+
+// newAndRun is New then Run, for tests that wait for Run's result.
+func newAndRun(ctx context.Context, cfg Config, d Deps) error {
+	a, err := New(cfg, d)
+	if err != nil {
+		return err
+	}
+	return a.Run(ctx)
 }

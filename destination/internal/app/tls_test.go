@@ -45,7 +45,7 @@ func TestPolicyServedOverTLS(t *testing.T) {
 	d.Identity = identitytest.Client{T: t, Issuer: issuer}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- Run(ctx, cfg, d) }()
+	go func() { done <- newAndRun(ctx, cfg, d) }()
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {

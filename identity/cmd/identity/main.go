@@ -4,18 +4,15 @@
 package main
 
 import (
-	"context"
-	"errors"
-	"flag"
 	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
+	"io"
 
+	"github.com/go-logr/logr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
+	"github.com/linkerd-go/linkerd-go/component/run"
 	"github.com/linkerd-go/linkerd-go/identity/internal/app"
 )
 
@@ -23,52 +20,32 @@ import (
 var version = "dev"
 
 func main() {
-	os.Exit(run())
+	run.Program[app.Config]{
+		Name: "identity", Version: version,
+		Config: func(args []string, stderr io.Writer) (app.Config, error) {
+			cfg, err := app.ParseFlags(args, stderr)
+			if err == nil {
+				err = cfg.Validate()
+			}
+			return cfg, err
+		},
+		Logger: app.NewLogger,
+		New:    newApp,
+	}.Main()
 }
 
-func run() int {
-	cfg, err := app.ParseFlags(os.Args[1:], os.Stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		return 2
-	}
-	if err := cfg.Validate(); err != nil {
-		fmt.Fprintf(os.Stderr, "identity: %v\n", err)
-		return 2
-	}
-	log, err := app.NewLogger(cfg, os.Stderr)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "identity: %v\n", err)
-		return 2
-	}
+// newApp builds the Kubernetes client (TokenReviews, Events) and the app.
+func newApp(cfg app.Config, log logr.Logger) (run.Component, error) {
 	klog.SetLogger(log.WithName("client-go"))
-	log.Info("starting", "version", version)
-
 	restCfg, err := clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
 	if err != nil {
-		log.Error(err, "loading the Kubernetes client configuration")
-		return 1
+		return nil, fmt.Errorf("loading the Kubernetes client configuration: %w", err)
 	}
 	restCfg.QPS, restCfg.Burst = float32(cfg.KubeAPIQPS), cfg.KubeAPIBurst
-	restCfg.UserAgent = "linkerd-identity"
+	restCfg.UserAgent = "linkerd-identity/" + version
 	kube, err := kubernetes.NewForConfig(restCfg)
 	if err != nil {
-		log.Error(err, "building the Kubernetes client")
-		return 1
+		return nil, fmt.Errorf("building the Kubernetes client: %w", err)
 	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	a, err := app.New(cfg, app.Deps{Kube: kube, Log: log})
-	if err != nil {
-		log.Error(err, "starting")
-		return 1
-	}
-	if err := a.Run(ctx); err != nil {
-		log.Error(err, "stopped")
-		return 1
-	}
-	return 0
+	return app.New(cfg, app.Deps{Kube: kube, Log: log})
 }

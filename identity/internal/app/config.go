@@ -135,9 +135,7 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 		return Config{}, err
 	}
 	if fs.NArg() > 0 {
-		err := fmt.Errorf("unexpected arguments: %q", fs.Args())
-		fmt.Fprintln(stderr, err)
-		return Config{}, err
+		return Config{}, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
 	if maxStreams > 1<<31 {
 		maxStreams = 1 << 31

@@ -7,7 +7,9 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"sync/atomic"
@@ -27,6 +29,7 @@ import (
 	"k8s.io/client-go/tools/record"
 
 	"github.com/linkerd-go/linkerd-go/component/admin"
+	"github.com/linkerd-go/linkerd-go/component/logging"
 	"github.com/linkerd-go/linkerd-go/injector/internal/config"
 	"github.com/linkerd-go/linkerd-go/injector/internal/inject"
 	"github.com/linkerd-go/linkerd-go/injector/internal/webhook"
@@ -51,6 +54,59 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// Version is recorded in linkerd.io/created-by.
 	Version string
+	// Kubeconfig is a kubeconfig file; empty is the in-cluster
+	// ServiceAccount.
+	Kubeconfig string
+	// LogLevel and LogFormat choose the logger (component/logging).
+	LogLevel, LogFormat string
+}
+
+// ParseFlags reads the command line (without the program name) and the
+// config file it names. Errors and -help output go to stderr.
+func ParseFlags(args []string, stderr io.Writer) (Config, error) {
+	fs := flag.NewFlagSet("injector", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		cfg        Config
+		configFile string
+	)
+	fs.StringVar(&configFile, "config", "/var/run/linkerd/injector/config.yaml", "`path` of the injector config file (apiVersion "+config.APIVersion+")")
+	fs.StringVar(&cfg.WebhookAddr, "addr", ":8443", "`address` of the HTTPS webhook")
+	fs.StringVar(&cfg.AdminAddr, "admin-addr", ":9995", "`address` of the admin server (/metrics, /ready, /live)")
+	fs.StringVar(&cfg.CertFile, "tls-cert-file", "/var/run/linkerd/tls/tls.crt", "`path` of the webhook's PEM certificate chain (reloaded when it changes)")
+	fs.StringVar(&cfg.KeyFile, "tls-key-file", "/var/run/linkerd/tls/tls.key", "`path` of the webhook's PEM private key (reloaded when it changes)")
+	fs.StringVar(&cfg.Kubeconfig, "kubeconfig", "", "`path` of a kubeconfig; default: the in-cluster ServiceAccount")
+	fs.Int64Var(&cfg.MaxRequestBytes, "max-request-bytes", webhook.DefaultMaxRequestBytes, "largest AdmissionReview body accepted, in `bytes`")
+	fs.IntVar(&cfg.MaxInFlight, "max-in-flight", 64, "admission requests handled at once; more wait")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long in-flight requests may take to finish on shutdown")
+	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log `level`: off, error, warn, info, debug or trace")
+	fs.StringVar(&cfg.LogFormat, "log-format", "plain", "log `format`: plain or json")
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	var err error
+	if cfg.Injector, err = config.Load(configFile); err != nil {
+		return Config{}, fmt.Errorf("invalid config file: %w", err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, fmt.Errorf("invalid flags: %w", err)
+	}
+	return cfg, nil
+}
+
+// NewLogger returns the logger the flags ask for, writing to w
+// (component/logging: the same level and format names in every component).
+func NewLogger(cfg Config, w io.Writer) (logr.Logger, error) {
+	return logging.New(w, cfg.LogLevel, cfg.LogFormat)
+}
+
+// Deps are what New needs from outside.
+type Deps struct {
+	Kube kubernetes.Interface
+	Log  logr.Logger
 }
 
 // Validate checks the fields the flags set; the config file is validated
@@ -75,8 +131,8 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Server is a started injector, listening but not serving until Run.
-type Server struct {
+// App is a built injector, listening but not serving until Run.
+type App struct {
 	cfg      Config
 	log      logr.Logger
 	client   kubernetes.Interface
@@ -89,11 +145,12 @@ type Server struct {
 }
 
 // New loads the webhook certificate and binds both listeners.
-func New(cfg Config, client kubernetes.Interface, log logr.Logger) (*Server, error) {
+func New(cfg Config, deps Deps) (*App, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, client: client, registry: prometheus.NewRegistry(), readyCh: make(chan struct{})}
+	client, log := deps.Kube, deps.Log
+	s := &App{cfg: cfg, log: log, client: client, registry: prometheus.NewRegistry(), readyCh: make(chan struct{})}
 	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reloads := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "proxy_inject_certificate_reloads_total",
@@ -122,20 +179,20 @@ func New(cfg Config, client kubernetes.Interface, log logr.Logger) (*Server, err
 }
 
 // WebhookAddr returns the webhook listener's address.
-func (s *Server) WebhookAddr() net.Addr { return s.webhookLn.Addr() }
+func (s *App) WebhookAddr() net.Addr { return s.webhookLn.Addr() }
 
 // AdminAddr returns the admin listener's address.
-func (s *Server) AdminAddr() net.Addr { return s.adminLn.Addr() }
+func (s *App) AdminAddr() net.Addr { return s.adminLn.Addr() }
 
 // Ready is closed once the server is ready (its namespace cache synced).
-func (s *Server) Ready() <-chan struct{} { return s.readyCh }
+func (s *App) Ready() <-chan struct{} { return s.readyCh }
 
 // Registry returns the server's metrics registry.
-func (s *Server) Registry() *prometheus.Registry { return s.registry }
+func (s *App) Registry() *prometheus.Registry { return s.registry }
 
 // Run serves until ctx is cancelled, then shuts down within the shutdown
 // timeout. It returns the first error of any part.
-func (s *Server) Run(ctx context.Context) error {
+func (s *App) Run(ctx context.Context) error {
 	factory := informers.NewSharedInformerFactory(s.client, 0)
 	nsInformer := factory.Core().V1().Namespaces()
 	// Only annotations are needed: drop the rest before caching.
@@ -248,12 +305,3 @@ func trimNamespace(obj any) (any, error) {
 }
 
 var _ cache.TransformFunc = trimNamespace
-
-// Run is New then Server.Run.
-func Run(ctx context.Context, cfg Config, client kubernetes.Interface, log logr.Logger) error {
-	s, err := New(cfg, client, log)
-	if err != nil {
-		return err
-	}
-	return s.Run(ctx)
-}

@@ -80,9 +80,9 @@ func get(t *testing.T, url string) (int, string) {
 }
 
 // runServer runs a Server until the test ends, and waits until it is ready.
-func runServer(t *testing.T, client kubernetes.Interface, certFile, keyFile string) *Server {
+func runServer(t *testing.T, client kubernetes.Interface, certFile, keyFile string) *App {
 	t.Helper()
-	srv, err := New(testConfig(t, certFile, keyFile), client, logr.Discard())
+	srv, err := New(testConfig(t, certFile, keyFile), Deps{Kube: client, Log: logr.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +194,7 @@ func TestConfigValidate(t *testing.T) {
 			t.Errorf("error %v lacks %s", err, want)
 		}
 	}
-	if _, err := New(testConfig(t, "/nonexistent.crt", "/nonexistent.key"), fake.NewClientset(), logr.Discard()); err == nil {
+	if _, err := New(testConfig(t, "/nonexistent.crt", "/nonexistent.key"), Deps{Kube: fake.NewClientset(), Log: logr.Discard()}); err == nil {
 		t.Error("started without a certificate")
 	}
 }

@@ -4,14 +4,15 @@
 package main
 
 import (
-	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
+
+	"github.com/go-logr/logr"
 
 	"github.com/linkerd-go/linkerd-go/component/logging"
+	"github.com/linkerd-go/linkerd-go/component/run"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/app"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/config"
 )
@@ -20,34 +21,37 @@ import (
 var version = "dev"
 
 func main() {
-	if len(os.Args) > 1 {
-		switch os.Args[1] {
+	run.Program[*config.Config]{
+		Name: "proxy", Version: version,
+		Config: fromEnv,
+		Logger: func(cfg *config.Config, stderr io.Writer) (logr.Logger, error) {
+			return logging.New(stderr, cfg.LogLevel, cfg.LogFormat)
+		},
+		New: func(cfg *config.Config, log logr.Logger) (run.Component, error) {
+			a, err := app.New(cfg, app.Deps{Log: log})
+			return a, run.Usage(err)
+		},
+	}.Main()
+}
+
+// fromEnv reads the configuration from the environment; the only argument
+// the proxy takes is --help.
+func fromEnv(args []string, stderr io.Writer) (*config.Config, error) {
+	if len(args) > 0 {
+		switch args[0] {
 		case "-h", "--help", "help":
 			usage(os.Stdout)
-			return
+			return nil, flag.ErrHelp
 		default:
-			fmt.Fprintf(os.Stderr, "proxy: unexpected argument %q; it is configured through the environment\n\n", os.Args[1])
-			usage(os.Stderr)
-			os.Exit(2)
+			usage(stderr)
+			return nil, fmt.Errorf("unexpected argument %q; the proxy is configured through the environment", args[0])
 		}
 	}
 	cfg, err := config.FromEnv(nil)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "proxy: invalid configuration:\n%v\n", err)
-		os.Exit(2)
+		return nil, fmt.Errorf("invalid configuration:\n%w", err)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	log, err := logging.New(os.Stderr, cfg.LogLevel, cfg.LogFormat)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "proxy: invalid configuration:\n%v\n", err)
-		os.Exit(2)
-	}
-	log.Info("starting", "version", version)
-	if err := app.Run(ctx, cfg, log); err != nil {
-		fmt.Fprintf(os.Stderr, "proxy: %v\n", err)
-		os.Exit(1)
-	}
+	return cfg, nil
 }
 
 func usage(w io.Writer) {

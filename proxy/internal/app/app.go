@@ -35,16 +35,36 @@ func sideLimits(l config.SideLimits) forward.Limits {
 	return forward.Limits{MaxInFlight: l.MaxInFlight, MaxConnections: l.MaxConnections, HTTP2MaxConcurrentStreams: l.HTTP2MaxConcurrentStreams}
 }
 
+// Deps are what New needs from outside.
+type Deps struct {
+	Log logr.Logger
+}
+
+// App is a built proxy: its trust anchors parsed, serving nothing until
+// Run.
+type App struct {
+	cfg   *config.Config
+	log   logr.Logger
+	store *meshtls.Store
+}
+
+// New checks what the configuration alone can tell: the trust anchors
+// parse and the local identity is a valid name.
+func New(cfg *config.Config, d Deps) (*App, error) {
+	store, err := meshtls.NewStore(cfg.LocalName, cfg.TrustAnchorsPEM)
+	if err != nil {
+		return nil, fmt.Errorf("trust anchors: %w", err)
+	}
+	return &App{cfg: cfg, log: d.Log, store: store}, nil
+}
+
 // Run runs the proxy until ctx ends (SIGTERM) or POST /shutdown, then
 // drains for the grace period.
-func Run(ctx context.Context, cfg *config.Config, log logr.Logger) error {
+func (a *App) Run(ctx context.Context) error {
+	cfg, log, store := a.cfg, a.log, a.store
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	m := metrics.New()
-	store, err := meshtls.NewStore(cfg.LocalName, cfg.TrustAnchorsPEM)
-	if err != nil {
-		return fmt.Errorf("trust anchors: %w", err)
-	}
 	idConn, err := identityclient.Dial(cfg.IdentityAddr, cfg.IdentityName, store.Roots)
 	if err != nil {
 		return fmt.Errorf("identity service: %w", err)

@@ -91,7 +91,11 @@ func TestRunCertifiesAndShutsDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- Run(context.Background(), cfg, logr.Discard()) }()
+	a, err := New(cfg, Deps{Log: logr.Discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- a.Run(context.Background()) }()
 
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	deadline := time.After(30 * time.Second)
