@@ -19,7 +19,8 @@ const (
 type Metrics struct {
 	// StreamsOpen counts the streams open now, by rpc.
 	StreamsOpen *prometheus.GaugeVec
-	// UpdatesSent counts the messages sent on streams, by rpc.
+	// UpdatesSent counts the updates sent on streams, by rpc (an add split
+	// into several messages counts once).
 	UpdatesSent *prometheus.CounterVec
 	// StreamResets counts the streams ended because their queue overflowed.
 	StreamResets *prometheus.CounterVec
@@ -45,7 +46,7 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "destination_streams_open", Help: "Streams open now.",
 		}, []string{"rpc"}),
 		UpdatesSent: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "destination_updates_sent_total", Help: "Messages sent on streams.",
+			Name: "destination_updates_sent_total", Help: "Updates sent on streams (an add split into several messages counts once).",
 		}, []string{"rpc"}),
 		StreamResets: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "destination_stream_resets_total", Help: "Streams reset because they could not keep up (queue overflow).",

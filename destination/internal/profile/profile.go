@@ -155,29 +155,77 @@ func Translate(fqdn string, s *Spec) (p *destinationv1.Profile, problems []error
 		p.Routes = append(p.Routes, route)
 	}
 	if b := s.RetryBudget; b != nil {
-		ttl, err := time.ParseDuration(b.TTL)
-		switch {
-		case err != nil:
-			problems = append(problems, fmt.Errorf("retry budget: ttl %q: %w; using the default budget", b.TTL, err))
-		case ttl <= 0 || b.RetryRatio < 0:
-			problems = append(problems, errors.New("retry budget: ttl must be positive and retryRatio not negative; using the default budget"))
-		default:
-			p.RetryBudget = &destinationv1.RetryBudget{
-				RetryRatio:          b.RetryRatio,
-				MinRetriesPerSecond: b.MinRetriesPerSecond,
-				Ttl:                 durationpb.New(ttl),
-			}
+		if budget, err := retryBudget(b); err != nil {
+			problems = append(problems, err)
+		} else {
+			p.RetryBudget = budget
 		}
 	}
 	for _, d := range s.DstOverrides {
-		w := d.Weight.MilliValue()
-		if w < 0 || w > 1<<31/10 {
-			problems = append(problems, fmt.Errorf("dstOverride %q: weight %s out of range; left out", d.Authority, d.Weight.String()))
+		w, err := overrideWeight(d)
+		if err != nil {
+			problems = append(problems, err)
 			continue
 		}
-		p.DstOverrides = append(p.DstOverrides, &destinationv1.WeightedDestination{Authority: d.Authority, Weight: uint32(w * 10)})
+		p.DstOverrides = append(p.DstOverrides, &destinationv1.WeightedDestination{Authority: d.Authority, Weight: w})
 	}
 	return p, problems
+}
+
+// Servable returns a copy of s without the parts that cannot be served (a
+// route with a bad regex or timeout, a bad retry budget, a dstOverride
+// weight out of range), and the problems that left them out: Translate of
+// the result reports none.
+func Servable(s *Spec) (*Spec, []error) {
+	out := &Spec{OpaquePorts: s.OpaquePorts}
+	var problems []error
+	for _, r := range s.Routes {
+		if _, err := translateRoute(r); err != nil {
+			problems = append(problems, fmt.Errorf("route %q left out: %w", r.Name, err))
+			continue
+		}
+		out.Routes = append(out.Routes, r)
+	}
+	if b := s.RetryBudget; b != nil {
+		if _, err := retryBudget(b); err != nil {
+			problems = append(problems, err)
+		} else {
+			out.RetryBudget = b
+		}
+	}
+	for _, d := range s.DstOverrides {
+		if _, err := overrideWeight(d); err != nil {
+			problems = append(problems, err)
+			continue
+		}
+		out.DstOverrides = append(out.DstOverrides, d)
+	}
+	return out, problems
+}
+
+func retryBudget(b *RetryBudget) (*destinationv1.RetryBudget, error) {
+	ttl, err := time.ParseDuration(b.TTL)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("retry budget: ttl %q: %w; using the default budget", b.TTL, err)
+	case ttl <= 0 || b.RetryRatio < 0:
+		return nil, errors.New("retry budget: ttl must be positive and retryRatio not negative; using the default budget")
+	}
+	return &destinationv1.RetryBudget{
+		RetryRatio:          b.RetryRatio,
+		MinRetriesPerSecond: b.MinRetriesPerSecond,
+		Ttl:                 durationpb.New(ttl),
+	}, nil
+}
+
+// overrideWeight is a dstOverride's weight in the API's units (a weight of
+// 1 is 10,000).
+func overrideWeight(d DstOverride) (uint32, error) {
+	w := d.Weight.MilliValue()
+	if w < 0 || w > 1<<31/10 {
+		return 0, fmt.Errorf("dstOverride %q: weight %s out of range; left out", d.Authority, d.Weight.String())
+	}
+	return uint32(w * 10), nil
 }
 
 // OpaquePortNumbers returns the ports a ServiceProfile lists in

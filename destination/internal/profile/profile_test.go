@@ -69,6 +69,16 @@ func TestTranslate(t *testing.T) {
 			if !proto.Equal(got, want) {
 				t.Errorf("got  %s\nwant %s", protojson.Format(got), protojson.Format(want))
 			}
+			// Servable leaves out the same parts, and what it keeps
+			// translates to the same profile without a problem.
+			servable, problems := Servable(spec(t, tt.spec))
+			if len(problems) != tt.problems {
+				t.Errorf("Servable: problems %v, want %d", problems, tt.problems)
+			}
+			again, problems := Translate("web.ns.svc.cluster.local", servable)
+			if len(problems) != 0 || !proto.Equal(again, want) {
+				t.Errorf("servable spec: problems %v, profile %s", problems, protojson.Format(again))
+			}
 		})
 	}
 }

@@ -1,6 +1,7 @@
 // Package server serves the destination API over gRPC: each stream
-// subscribes to the shared watcher of its target and sends what the watcher
-// queues for it.
+// subscribes to the shared watcher of its target through a Source and
+// sends what it queues, translated by package wire. The server knows
+// neither how the state is computed nor its protobuf form.
 package server
 
 import (
@@ -13,18 +14,28 @@ import (
 	"google.golang.org/grpc/status"
 
 	destinationv1 "github.com/linkerd-go/linkerd-go/api/linkerd/destination/v1"
+	"github.com/linkerd-go/linkerd-go/destination/internal/discovery"
 	"github.com/linkerd-go/linkerd-go/destination/internal/metrics"
 	"github.com/linkerd-go/linkerd-go/destination/internal/subscription"
 	"github.com/linkerd-go/linkerd-go/destination/internal/target"
-	"github.com/linkerd-go/linkerd-go/destination/internal/watch"
+	"github.com/linkerd-go/linkerd-go/destination/internal/wire"
 )
+
+// Source is the discovery state the server streams: the destination
+// index (watch.Index) in the process, a fake in the server's tests. Each
+// Subscribe returns a queue starting with the current state, then the
+// changes, and the function that ends the subscription (call it once).
+type Source interface {
+	SubscribeEndpoints(t target.Target) (*subscription.Queue[*discovery.EndpointUpdate], func())
+	SubscribeProfile(t target.Target, clientNS string) (*subscription.Queue[*discovery.Profile], func())
+}
 
 // Server implements DestinationService.
 type Server struct {
 	destinationv1.UnimplementedDestinationServiceServer
 
 	log           logr.Logger
-	index         *watch.Index
+	index         Source
 	metrics       *metrics.Metrics
 	clusterDomain string
 
@@ -33,7 +44,7 @@ type Server struct {
 }
 
 // New returns a Server over index.
-func New(log logr.Logger, index *watch.Index, m *metrics.Metrics, clusterDomain string) *Server {
+func New(log logr.Logger, index Source, m *metrics.Metrics, clusterDomain string) *Server {
 	return &Server{log: log, index: index, metrics: m, clusterDomain: clusterDomain, stopping: make(chan struct{})}
 }
 
@@ -59,7 +70,14 @@ func (s *Server) Get(req *destinationv1.GetRequest, stream grpc.ServerStreamingS
 	log.V(2).Info("stream opened")
 	sub, unsubscribe := s.index.SubscribeEndpoints(t)
 	defer unsubscribe()
-	return serve(stream.Context(), s, metrics.RPCGet, log, sub, stream.Send)
+	return serve(stream.Context(), s, metrics.RPCGet, log, sub, func(u *discovery.EndpointUpdate) error {
+		for _, m := range wire.Endpoints(u) {
+			if err := stream.Send(m); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // GetProfile streams the profile of a target.
@@ -77,10 +95,12 @@ func (s *Server) GetProfile(req *destinationv1.GetProfileRequest, stream grpc.Se
 	log.V(2).Info("stream opened", "namespace", tok.Namespace)
 	sub, unsubscribe := s.index.SubscribeProfile(t, tok.Namespace)
 	defer unsubscribe()
-	return serve(stream.Context(), s, metrics.RPCGetProfile, log, sub, stream.Send)
+	return serve(stream.Context(), s, metrics.RPCGetProfile, log, sub, func(p *discovery.Profile) error {
+		return stream.Send(wire.Profile(p))
+	})
 }
 
-func serve[M any](ctx context.Context, s *Server, rpc string, log logr.Logger, sub *watch.Subscription[M], send func(M) error) error {
+func serve[M any](ctx context.Context, s *Server, rpc string, log logr.Logger, sub *subscription.Queue[M], send func(M) error) error {
 	c := subscription.Counters{Open: s.metrics.StreamsOpen.WithLabelValues(rpc), Sent: s.metrics.UpdatesSent.WithLabelValues(rpc)}
 	return subscription.Serve(ctx, s.stopping, c, log, sub, send)
 }

@@ -13,8 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 
-	destinationv1 "github.com/linkerd-go/linkerd-go/api/linkerd/destination/v1"
 	"github.com/linkerd-go/linkerd-go/api/mesh"
+	"github.com/linkerd-go/linkerd-go/destination/internal/discovery"
 	"github.com/linkerd-go/linkerd-go/destination/internal/target"
 )
 
@@ -60,7 +60,7 @@ func BenchmarkFanOut(b *testing.B) {
 		runtime.GC()
 		runtime.ReadMemStats(&before)
 	})
-	var streams [][]*Subscription[*destinationv1.GetResponse]
+	var streams [][]*Subscription[*discovery.EndpointUpdate]
 	for i := range services {
 		n := 1
 		if i < watchedServices {
@@ -70,7 +70,7 @@ func BenchmarkFanOut(b *testing.B) {
 			// Services nobody watches still cost their informer cache.
 			continue
 		}
-		var subs []*Subscription[*destinationv1.GetResponse]
+		var subs []*Subscription[*discovery.EndpointUpdate]
 		for range n {
 			sub, unsubscribe := e.index.SubscribeEndpoints(target.Target{Service: fmt.Sprintf("svc-%d", i), Namespace: "bench", Port: 80})
 			b.Cleanup(unsubscribe)

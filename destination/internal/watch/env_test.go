@@ -24,14 +24,15 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	metadatafake "k8s.io/client-go/metadata/fake"
 
-	destinationv1 "github.com/linkerd-go/linkerd-go/api/linkerd/destination/v1"
 	"github.com/linkerd-go/linkerd-go/api/mesh"
+	"github.com/linkerd-go/linkerd-go/destination/internal/discovery"
 	"github.com/linkerd-go/linkerd-go/destination/internal/fakewatch"
 	"github.com/linkerd-go/linkerd-go/destination/internal/k8s"
 	"github.com/linkerd-go/linkerd-go/destination/internal/metrics"
 	"github.com/linkerd-go/linkerd-go/destination/internal/profile"
 	"github.com/linkerd-go/linkerd-go/destination/internal/target"
 	"github.com/linkerd-go/linkerd-go/destination/internal/updatetext"
+	"github.com/linkerd-go/linkerd-go/destination/internal/wire"
 )
 
 // waitFor bounds how long a test waits for an expected message before it
@@ -269,7 +270,7 @@ type stream[M any] struct {
 	close func()
 }
 
-func (e *testEnv) get(path string) *stream[*destinationv1.GetResponse] {
+func (e *testEnv) get(path string) *stream[*discovery.EndpointUpdate] {
 	e.t.Helper()
 	tgt, err := target.Parse(path, "cluster.local")
 	if err != nil {
@@ -277,10 +278,10 @@ func (e *testEnv) get(path string) *stream[*destinationv1.GetResponse] {
 	}
 	sub, unsubscribe := e.index.SubscribeEndpoints(tgt)
 	e.t.Cleanup(unsubscribe)
-	return &stream[*destinationv1.GetResponse]{t: e.t, sub: sub, close: unsubscribe}
+	return &stream[*discovery.EndpointUpdate]{t: e.t, sub: sub, close: unsubscribe}
 }
 
-func (e *testEnv) getProfile(path, clientNS string) *stream[*destinationv1.GetProfileResponse] {
+func (e *testEnv) getProfile(path, clientNS string) *stream[*discovery.Profile] {
 	e.t.Helper()
 	tgt, err := target.Parse(path, "cluster.local")
 	if err != nil {
@@ -288,7 +289,7 @@ func (e *testEnv) getProfile(path, clientNS string) *stream[*destinationv1.GetPr
 	}
 	sub, unsubscribe := e.index.SubscribeProfile(tgt, clientNS)
 	e.t.Cleanup(unsubscribe)
-	return &stream[*destinationv1.GetProfileResponse]{t: e.t, sub: sub, close: unsubscribe}
+	return &stream[*discovery.Profile]{t: e.t, sub: sub, close: unsubscribe}
 }
 
 func (s *stream[M]) next() M {
@@ -306,10 +307,19 @@ func (s *stream[M]) next() M {
 	panic("unreachable")
 }
 
-// expect reads the next message and compares its description.
+// expect reads the next update and compares the description of what a
+// client receives for it (its wire form).
 func (s *stream[M]) expect(want string) {
 	s.t.Helper()
-	got := updatetext.Describe(any(s.next()))
+	var got string
+	switch u := any(s.next()).(type) {
+	case *discovery.EndpointUpdate:
+		for _, m := range wire.Endpoints(u) {
+			got += updatetext.Describe(m)
+		}
+	case *discovery.Profile:
+		got = updatetext.Describe(wire.Profile(u))
+	}
 	if strings.TrimSpace(got) != strings.TrimSpace(want) {
 		s.t.Fatalf("update:\n%s\nwant:\n%s", got, strings.TrimSpace(want))
 	}

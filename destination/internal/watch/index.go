@@ -42,11 +42,9 @@ type Config struct {
 	DefaultOpaquePorts []mesh.PortRange
 	// EnableH2Upgrade hints meshed endpoints as accepting HTTP/2.
 	EnableH2Upgrade bool
-	// QueueSize is each stream's queue length (messages) after its initial
+	// QueueSize is each stream's queue length (updates) after its initial
 	// state.
 	QueueSize int
-	// MaxEndpointsPerMessage splits large adds.
-	MaxEndpointsPerMessage int
 }
 
 type depKind uint8
@@ -97,9 +95,6 @@ type Index struct {
 func New(log logr.Logger, cfg Config, cluster *k8s.Cluster, m *metrics.Metrics) (*Index, error) {
 	if cfg.QueueSize <= 0 {
 		cfg.QueueSize = 64
-	}
-	if cfg.MaxEndpointsPerMessage <= 0 {
-		cfg.MaxEndpointsPerMessage = 1000
 	}
 	ix := &Index{
 		log:       log,

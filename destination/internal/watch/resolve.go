@@ -10,9 +10,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
-	destinationv1 "github.com/linkerd-go/linkerd-go/api/linkerd/destination/v1"
 	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
 	"github.com/linkerd-go/linkerd-go/api/mesh"
+	"github.com/linkerd-go/linkerd-go/destination/internal/discovery"
 	"github.com/linkerd-go/linkerd-go/destination/internal/profile"
 	"github.com/linkerd-go/linkerd-go/destination/internal/target"
 )
@@ -49,7 +49,7 @@ func (ix *Index) resolveEndpoints(t target.Target) (endpointState, map[dep]struc
 		ep := ix.endpoint(ap, pod, "", false, d)
 		return endpointState{
 			exists:    true,
-			endpoints: map[netip.AddrPort]*destinationv1.Endpoint{ap: ep},
+			endpoints: map[netip.AddrPort]*discovery.Endpoint{ap: ep},
 			labels:    map[string]string{"namespace": pod.Namespace},
 		}, d
 	}
@@ -107,7 +107,7 @@ func (ix *Index) serviceEndpoints(svc *corev1.Service, port uint16, hostname str
 	svcOpaque := ix.serviceOpaque(svc, port)
 	state := endpointState{
 		exists:    true,
-		endpoints: map[netip.AddrPort]*destinationv1.Endpoint{},
+		endpoints: map[netip.AddrPort]*discovery.Endpoint{},
 		labels:    map[string]string{"namespace": svc.Namespace, "service": svc.Name},
 	}
 	for _, slice := range ix.cluster.SlicesOf(svc.Namespace, svc.Name) {
@@ -217,11 +217,8 @@ func hasHostname(ep discoveryv1.Endpoint, hostname string) bool {
 }
 
 // endpoint builds the Endpoint for ap served by pod (nil when unknown).
-func (ix *Index) endpoint(ap netip.AddrPort, pod *corev1.Pod, zone string, svcOpaque bool, d deps) *destinationv1.Endpoint {
-	ep := &destinationv1.Endpoint{
-		Address: destinationv1.NewSocketAddress(ap),
-		Weight:  destinationv1.DefaultEndpointWeight,
-	}
+func (ix *Index) endpoint(ap netip.AddrPort, pod *corev1.Pod, zone string, svcOpaque bool, d deps) *discovery.Endpoint {
+	ep := &discovery.Endpoint{Addr: ap}
 	labels := map[string]string{}
 	if zone != "" {
 		labels["zone"] = zone
@@ -242,22 +239,21 @@ func (ix *Index) endpoint(ap netip.AddrPort, pod *corev1.Pod, zone string, svcOp
 		if pod.Labels[mesh.LabelControlPlaneNS] == ix.cfg.ControlPlaneNamespace && !ix.portSkipped(pod, ap.Port()) {
 			name := identityv1.Name{ServiceAccount: sa, Namespace: pod.Namespace, ControlPlaneNamespace: ix.cfg.ControlPlaneNamespace, TrustDomain: ix.cfg.TrustDomain}
 			if name.Validate() == nil {
-				ep.TlsIdentity = destinationv1.NewTlsIdentity(name.String())
+				ep.Identity = name.String()
 			}
 		}
 	}
 	switch {
 	case opaque:
-		var inbound uint32
-		if ep.TlsIdentity != nil {
-			inbound = mesh.InboundPort
+		ep.Protocol = discovery.ProtocolOpaque
+		if ep.Identity != "" {
+			ep.OpaqueInboundPort = mesh.InboundPort
 		}
-		ep.ProtocolHint = &destinationv1.ProtocolHint{Protocol: &destinationv1.ProtocolHint_Opaque{Opaque: &destinationv1.ProtocolHint_OpaqueOptions{InboundPort: inbound}}}
-	case ep.TlsIdentity != nil && ix.cfg.EnableH2Upgrade:
-		ep.ProtocolHint = &destinationv1.ProtocolHint{Protocol: &destinationv1.ProtocolHint_Http2{Http2: &destinationv1.ProtocolHint_Http2Options{}}}
+	case ep.Identity != "" && ix.cfg.EnableH2Upgrade:
+		ep.Protocol = discovery.ProtocolHTTP2
 	}
 	if len(labels) > 0 {
-		ep.MetricLabels = labels
+		ep.Labels = labels
 	}
 	return ep
 }
@@ -324,7 +320,7 @@ func (ix *Index) portSkipped(pod *corev1.Pod, port uint16) bool {
 
 // resolveProfile computes the profile of a target as seen from a client
 // namespace.
-func (ix *Index) resolveProfile(k profileKey) (*destinationv1.Profile, map[dep]struct{}) {
+func (ix *Index) resolveProfile(k profileKey) (*discovery.Profile, map[dep]struct{}) {
 	t := k.target
 	d := deps{}
 	var svc *corev1.Service
@@ -340,45 +336,47 @@ func (ix *Index) resolveProfile(k profileKey) (*destinationv1.Profile, map[dep]s
 	if svc != nil && svc.Spec.Type != corev1.ServiceTypeExternalName {
 		d.add(depNamespace, "", svc.Namespace)
 		fqdn := target.ServiceFQDN(svc.Name, svc.Namespace, ix.cfg.ClusterDomain)
-		p, spOpaque := ix.serviceProfile(svc.Namespace, fqdn, k.clientNS, d)
-		opaque := ix.serviceOpaque(svc, t.Port) || slices.Contains(spOpaque, t.Port)
+		p := &discovery.Profile{FQDN: fqdn, Spec: ix.serviceProfile(svc.Namespace, fqdn, k.clientNS, d)}
+		p.Opaque = ix.serviceOpaque(svc, t.Port) || (p.Spec != nil && slices.Contains(p.Spec.OpaquePortNumbers(), t.Port))
 		if t.Hostname != "" {
 			state := ix.serviceEndpoints(svc, t.Port, t.Hostname, d)
 			if len(state.endpoints) == 1 {
 				for _, ep := range state.endpoints {
 					p.Endpoint = ep
-					opaque = opaque || ep.GetProtocolHint().GetOpaque() != nil
+					p.Opaque = p.Opaque || ep.Protocol == discovery.ProtocolOpaque
 				}
 			}
 		}
-		setOpaque(p, opaque)
-		return p, d
+		return withoutRoutesIfOpaque(p), d
 	}
-	p := profile.Default("")
+	p := &discovery.Profile{}
 	if !t.IsService() {
 		if pod := ix.podByIP(t.Addr); pod != nil {
 			d.add(depPod, pod.Namespace, pod.Name)
 			p.Endpoint = ix.endpoint(netip.AddrPortFrom(t.Addr, t.Port), pod, "", false, d)
-			setOpaque(p, p.Endpoint.GetProtocolHint().GetOpaque() != nil)
+			p.Opaque = p.Endpoint.Protocol == discovery.ProtocolOpaque
 			return p, d
 		}
 	}
-	setOpaque(p, mesh.PortsContain(ix.cfg.DefaultOpaquePorts, t.Port))
+	p.Opaque = mesh.PortsContain(ix.cfg.DefaultOpaquePorts, t.Port)
 	return p, d
 }
 
-func setOpaque(p *destinationv1.Profile, opaque bool) {
-	p.OpaqueProtocol = opaque
-	if opaque {
-		// Opaque traffic is not inspected: routes cannot apply.
-		p.Routes = nil
+// withoutRoutesIfOpaque drops the routes of an opaque port's profile:
+// opaque traffic is not inspected, so routes cannot apply.
+func withoutRoutesIfOpaque(p *discovery.Profile) *discovery.Profile {
+	if p.Opaque && p.Spec != nil && len(p.Spec.Routes) > 0 {
+		spec := *p.Spec
+		spec.Routes = nil
+		p.Spec = &spec
 	}
+	return p
 }
 
-// serviceProfile returns the profile of the Service fqdn from its
-// ServiceProfile (the client namespace's first, then the Service's), and
-// the ports that ServiceProfile lists as opaque.
-func (ix *Index) serviceProfile(svcNS, fqdn, clientNS string, d deps) (*destinationv1.Profile, []uint16) {
+// serviceProfile returns the servable part of the ServiceProfile of the
+// Service fqdn (the client namespace's first, then the Service's), or nil
+// when there is none or it does not decode.
+func (ix *Index) serviceProfile(svcNS, fqdn, clientNS string, d deps) *profile.Spec {
 	namespaces := []string{svcNS}
 	if clientNS != "" && clientNS != svcNS {
 		namespaces = []string{clientNS, svcNS}
@@ -393,16 +391,16 @@ func (ix *Index) serviceProfile(svcNS, fqdn, clientNS string, d deps) (*destinat
 		if err != nil {
 			ix.metrics.ProfileProblems.Inc()
 			ix.log.Info("ignoring ServiceProfile that does not decode", "namespace", ns, "name", fqdn, "err", err)
-			return profile.Default(fqdn), nil
+			return nil
 		}
-		p, problems := profile.Translate(fqdn, spec)
+		servable, problems := profile.Servable(spec)
 		for _, err := range problems {
 			ix.metrics.ProfileProblems.Inc()
 			ix.log.V(1).Info("ServiceProfile part left out", "namespace", ns, "name", fqdn, "err", err)
 		}
-		return p, spec.OpaquePortNumbers()
+		return servable
 	}
-	return profile.Default(fqdn), nil
+	return nil
 }
 
 func cmpOr(a, b string) string {

@@ -1,15 +1,12 @@
 package watch
 
 import (
-	"cmp"
 	"maps"
 	"net/netip"
 	"slices"
 	"sync"
 
-	"google.golang.org/protobuf/proto"
-
-	destinationv1 "github.com/linkerd-go/linkerd-go/api/linkerd/destination/v1"
+	"github.com/linkerd-go/linkerd-go/destination/internal/discovery"
 	"github.com/linkerd-go/linkerd-go/destination/internal/metrics"
 	"github.com/linkerd-go/linkerd-go/destination/internal/subscription"
 	"github.com/linkerd-go/linkerd-go/destination/internal/target"
@@ -82,12 +79,12 @@ func (b *base[M]) unsubscribe(self recomputer, s *Subscription[M]) bool {
 // endpointState is what a Get stream's client holds.
 type endpointState struct {
 	exists    bool
-	endpoints map[netip.AddrPort]*destinationv1.Endpoint
+	endpoints map[netip.AddrPort]*discovery.Endpoint
 	labels    map[string]string
 }
 
 type endpointsWatcher struct {
-	base[*destinationv1.GetResponse]
+	base[*discovery.EndpointUpdate]
 	target target.Target
 	state  endpointState
 	fresh  bool // no state computed yet
@@ -104,11 +101,11 @@ func (w *endpointsWatcher) recompute() {
 	w.ix.setDeps(w, w.deps, deps)
 	w.ix.gate.RUnlock()
 	w.deps = deps
-	var msgs []*destinationv1.GetResponse
+	var msgs []*discovery.EndpointUpdate
 	if w.fresh {
 		w.fresh = false
 	} else {
-		msgs = w.ix.diffEndpoints(w.state, next)
+		msgs = diffEndpoints(w.state, next)
 	}
 	w.state = next
 	w.publish(msgs)
@@ -116,97 +113,84 @@ func (w *endpointsWatcher) recompute() {
 
 // SubscribeEndpoints subscribes to the endpoints of t, creating its watcher
 // if needed. The returned function unsubscribes; call it exactly once.
-func (ix *Index) SubscribeEndpoints(t target.Target) (*Subscription[*destinationv1.GetResponse], func()) {
+func (ix *Index) SubscribeEndpoints(t target.Target) (*Subscription[*discovery.EndpointUpdate], func()) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	w := ix.endpoints[t]
 	if w == nil {
-		w = &endpointsWatcher{base: base[*destinationv1.GetResponse]{ix: ix, rpc: metrics.RPCGet}, target: t, fresh: true}
+		w = &endpointsWatcher{base: base[*discovery.EndpointUpdate]{ix: ix, rpc: metrics.RPCGet}, target: t, fresh: true}
 		w.recompute()
 		ix.endpoints[t] = w
 		ix.metrics.Watchers.WithLabelValues(metrics.RPCGet).Inc()
 	}
 	w.mu.Lock()
-	sub := w.subscribe(ix.initialEndpoints(w.state))
+	sub := w.subscribe(initialEndpoints(w.state))
 	w.mu.Unlock()
 	return sub, release(ix, ix.endpoints, t, w, &w.base, sub)
 }
 
-func (ix *Index) initialEndpoints(s endpointState) []*destinationv1.GetResponse {
+func initialEndpoints(s endpointState) []*discovery.EndpointUpdate {
 	switch {
 	case !s.exists:
-		return []*destinationv1.GetResponse{doesNotExist()}
+		return []*discovery.EndpointUpdate{doesNotExist}
 	case len(s.endpoints) == 0:
-		return []*destinationv1.GetResponse{noEndpoints()}
+		return []*discovery.EndpointUpdate{noEndpoints}
 	}
-	return ix.adds(slices.Collect(maps.Values(s.endpoints)), s.labels)
+	return adds(slices.Collect(maps.Values(s.endpoints)), s.labels)
 }
 
-// diffEndpoints returns the messages that take a client from prev to next.
-func (ix *Index) diffEndpoints(prev, next endpointState) []*destinationv1.GetResponse {
+// diffEndpoints returns the updates that take a client from prev to next.
+func diffEndpoints(prev, next endpointState) []*discovery.EndpointUpdate {
 	switch {
 	case !next.exists:
 		if prev.exists {
-			return []*destinationv1.GetResponse{doesNotExist()}
+			return []*discovery.EndpointUpdate{doesNotExist}
 		}
 		return nil
 	case len(next.endpoints) == 0:
 		if !prev.exists || len(prev.endpoints) > 0 {
-			return []*destinationv1.GetResponse{noEndpoints()}
+			return []*discovery.EndpointUpdate{noEndpoints}
 		}
 		return nil
 	case !prev.exists || len(prev.endpoints) == 0 || !maps.Equal(prev.labels, next.labels):
 		// The client's set was cleared (or its labels change): send all.
-		return ix.adds(slices.Collect(maps.Values(next.endpoints)), next.labels)
+		return adds(slices.Collect(maps.Values(next.endpoints)), next.labels)
 	}
-	var removed []*destinationv1.SocketAddress
+	var removed []netip.AddrPort
 	for ap := range prev.endpoints {
 		if _, ok := next.endpoints[ap]; !ok {
-			removed = append(removed, destinationv1.NewSocketAddress(ap))
+			removed = append(removed, ap)
 		}
 	}
-	var added []*destinationv1.Endpoint
+	var added []*discovery.Endpoint
 	for ap, ep := range next.endpoints {
-		if old, ok := prev.endpoints[ap]; !ok || !proto.Equal(old, ep) {
+		if old, ok := prev.endpoints[ap]; !ok || !old.Equal(ep) {
 			added = append(added, ep)
 		}
 	}
-	var msgs []*destinationv1.GetResponse
+	var msgs []*discovery.EndpointUpdate
 	if len(removed) > 0 {
-		slices.SortFunc(removed, compareSocketAddress)
-		msgs = append(msgs, &destinationv1.GetResponse{Update: &destinationv1.GetResponse_Remove{Remove: &destinationv1.EndpointsRemoved{Addresses: removed}}})
+		slices.SortFunc(removed, netip.AddrPort.Compare)
+		msgs = append(msgs, &discovery.EndpointUpdate{Kind: discovery.Remove, Removed: removed})
 	}
-	return append(msgs, ix.adds(added, next.labels)...)
+	return append(msgs, adds(added, next.labels)...)
 }
 
-// adds returns add messages for eps, sorted by address and split to at most
-// MaxEndpointsPerMessage each.
-func (ix *Index) adds(eps []*destinationv1.Endpoint, labels map[string]string) []*destinationv1.GetResponse {
-	slices.SortFunc(eps, func(a, b *destinationv1.Endpoint) int { return compareSocketAddress(a.GetAddress(), b.GetAddress()) })
-	var msgs []*destinationv1.GetResponse
-	for chunk := range slices.Chunk(eps, ix.cfg.MaxEndpointsPerMessage) {
-		msgs = append(msgs, &destinationv1.GetResponse{Update: &destinationv1.GetResponse_Add{Add: &destinationv1.EndpointsAdded{
-			Endpoints:    chunk,
-			MetricLabels: labels,
-		}}})
+// adds returns the add update for eps, sorted by address (none for no
+// endpoints).
+func adds(eps []*discovery.Endpoint, labels map[string]string) []*discovery.EndpointUpdate {
+	if len(eps) == 0 {
+		return nil
 	}
-	return msgs
+	slices.SortFunc(eps, func(a, b *discovery.Endpoint) int { return a.Addr.Compare(b.Addr) })
+	return []*discovery.EndpointUpdate{{Kind: discovery.Add, Endpoints: eps, Labels: labels}}
 }
 
-func compareSocketAddress(a, b *destinationv1.SocketAddress) int {
-	if c := slices.Compare(a.GetIp(), b.GetIp()); c != 0 {
-		return c
-	}
-	return cmp.Compare(a.GetPort(), b.GetPort())
-}
-
-func doesNotExist() *destinationv1.GetResponse {
-	return &destinationv1.GetResponse{Update: &destinationv1.GetResponse_DoesNotExist{DoesNotExist: &destinationv1.DoesNotExist{}}}
-}
-
-func noEndpoints() *destinationv1.GetResponse {
-	return &destinationv1.GetResponse{Update: &destinationv1.GetResponse_NoEndpoints{NoEndpoints: &destinationv1.NoEndpoints{}}}
-}
+// The updates that carry nothing but their kind are shared.
+var (
+	doesNotExist = &discovery.EndpointUpdate{Kind: discovery.DoesNotExist}
+	noEndpoints  = &discovery.EndpointUpdate{Kind: discovery.NoEndpoints}
+)
 
 // profileKey is a profile target as seen from one client namespace.
 type profileKey struct {
@@ -215,9 +199,9 @@ type profileKey struct {
 }
 
 type profileWatcher struct {
-	base[*destinationv1.GetProfileResponse]
+	base[*discovery.Profile]
 	key     profileKey
-	current *destinationv1.Profile
+	current *discovery.Profile
 }
 
 func (w *profileWatcher) recompute() {
@@ -231,31 +215,31 @@ func (w *profileWatcher) recompute() {
 	w.ix.setDeps(w, w.deps, deps)
 	w.ix.gate.RUnlock()
 	w.deps = deps
-	if w.current != nil && proto.Equal(w.current, next) {
+	if w.current != nil && w.current.Equal(next) {
 		return
 	}
 	first := w.current == nil
 	w.current = next
 	if !first {
-		w.publish([]*destinationv1.GetProfileResponse{{Profile: next}})
+		w.publish([]*discovery.Profile{next})
 	}
 }
 
 // SubscribeProfile subscribes to the profile of t as seen from clientNS
 // (which may be empty). The returned function unsubscribes; call it once.
-func (ix *Index) SubscribeProfile(t target.Target, clientNS string) (*Subscription[*destinationv1.GetProfileResponse], func()) {
+func (ix *Index) SubscribeProfile(t target.Target, clientNS string) (*Subscription[*discovery.Profile], func()) {
 	key := profileKey{target: t, clientNS: clientNS}
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	w := ix.profiles[key]
 	if w == nil {
-		w = &profileWatcher{base: base[*destinationv1.GetProfileResponse]{ix: ix, rpc: metrics.RPCGetProfile}, key: key}
+		w = &profileWatcher{base: base[*discovery.Profile]{ix: ix, rpc: metrics.RPCGetProfile}, key: key}
 		w.recompute()
 		ix.profiles[key] = w
 		ix.metrics.Watchers.WithLabelValues(metrics.RPCGetProfile).Inc()
 	}
 	w.mu.Lock()
-	sub := w.subscribe([]*destinationv1.GetProfileResponse{{Profile: w.current}})
+	sub := w.subscribe([]*discovery.Profile{w.current})
 	w.mu.Unlock()
 	return sub, release(ix, ix.profiles, key, w, &w.base, sub)
 }
