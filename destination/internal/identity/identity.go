@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
+	"github.com/linkerd-go/linkerd-go/component/clock"
 	"github.com/linkerd-go/linkerd-go/component/identityclient"
 )
 
@@ -65,7 +66,7 @@ type Client struct {
 	// clock schedules renewals and retries; tests replace it to drive the
 	// schedule without waiting. Certificates are always verified against the
 	// real time.
-	clock clock
+	clock clock.Clock
 }
 
 // New makes a Client that certifies through rpc and registers its metrics
@@ -92,7 +93,7 @@ func New(log logr.Logger, cfg Config, rpc identityv1.IdentityServiceClient, reg 
 		return nil, err
 	}
 	c := &Client{
-		log: log, cfg: cfg, rpc: rpc, key: key, csr: csr, ready: make(chan struct{}), clock: realClock{},
+		log: log, cfg: cfg, rpc: rpc, key: key, csr: csr, ready: make(chan struct{}), clock: clock.Real,
 		expiry: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "destination_identity_cert_expiry_timestamp_seconds",
 			Help: "When the server certificate destination holds expires (Unix time); 0 before the first.",
@@ -171,7 +172,7 @@ func (c *Client) Run(ctx context.Context) error {
 			wait = identityclient.RefreshDelay(c.clock.Now(), notAfter, c.cfg.MinRefresh, c.cfg.MaxRefresh)
 			c.log.V(1).Info("certificate obtained", "identity", c.cfg.Name.String(), "notAfter", notAfter, "renewIn", wait)
 		}
-		timer, stop := c.clock.After(wait)
+		timer, stop := c.clock.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			stop()
@@ -179,23 +180,6 @@ func (c *Client) Run(ctx context.Context) error {
 		case <-timer:
 		}
 	}
-}
-
-// clock is the time seam of the renewal schedule.
-type clock interface {
-	Now() time.Time
-	// After returns a channel that receives once d has passed, and a
-	// function that stops it.
-	After(d time.Duration) (<-chan time.Time, func())
-}
-
-type realClock struct{}
-
-func (realClock) Now() time.Time { return time.Now() }
-
-func (realClock) After(d time.Duration) (<-chan time.Time, func()) {
-	t := time.NewTimer(d)
-	return t.C, func() { t.Stop() }
 }
 
 func (c *Client) certify(ctx context.Context) (time.Time, error) {

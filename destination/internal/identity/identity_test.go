@@ -27,6 +27,7 @@ import (
 	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
 	"github.com/linkerd-go/linkerd-go/component/identityclient"
 	"github.com/linkerd-go/linkerd-go/destination/internal/identitytest"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/fakeclock"
 	"github.com/linkerd-go/linkerd-go/tools/testkit/testpki"
 )
 
@@ -74,7 +75,7 @@ type fixture struct {
 	root   *testpki.CA
 	fake   *fakeIdentity
 	client *Client
-	clk    *fakeClock
+	clk    *fakeclock.Clock
 	reg    *prometheus.Registry
 	token  string
 	gate   *gate // with startGated
@@ -104,41 +105,6 @@ func (g *gate) Accept() (net.Conn, error) {
 		default:
 		}
 	}
-}
-
-// fakeClock hands every timer the client starts to the test, which fires
-// it: the schedule advances by events, not by waiting.
-type fakeClock struct {
-	mu     sync.Mutex
-	now    time.Time
-	timers chan *fakeTimer
-}
-
-type fakeTimer struct {
-	clk *fakeClock
-	d   time.Duration
-	c   chan time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) After(d time.Duration) (<-chan time.Time, func()) {
-	t := &fakeTimer{clk: c, d: d, c: make(chan time.Time, 1)}
-	c.timers <- t
-	return t.c, func() {}
-}
-
-// fire moves the clock to the timer's deadline and expires it.
-func (t *fakeTimer) fire() {
-	t.clk.mu.Lock()
-	t.clk.now = t.clk.now.Add(t.d)
-	now := t.clk.now
-	t.clk.mu.Unlock()
-	t.c <- now
 }
 
 // start serves a fake identity service over TLS on loopback, dials it as
@@ -197,7 +163,7 @@ func startServer(t *testing.T, lifetime time.Duration, signer func(root *testpki
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.clk = &fakeClock{now: time.Now(), timers: make(chan *fakeTimer, 1)}
+	f.clk = fakeclock.New(time.Now())
 	f.client.clock = f.clk
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -232,15 +198,9 @@ func (f *fixture) nextCall(t *testing.T) string {
 
 // nextTimer waits until the client schedules its next attempt: the
 // previous one is then complete (certificate held, metrics updated).
-func (f *fixture) nextTimer(t *testing.T) *fakeTimer {
+func (f *fixture) nextTimer(t *testing.T) *fakeclock.Timer {
 	t.Helper()
-	select {
-	case tm := <-f.clk.timers:
-		return tm
-	case <-time.After(hangGuard):
-		t.Fatal("no next attempt scheduled")
-	}
-	return nil
+	return f.clk.Next(t)
 }
 
 func TestObtainsAndRenews(t *testing.T) {
@@ -258,17 +218,17 @@ func TestObtainsAndRenews(t *testing.T) {
 	// 70% of what is left of the hour: the whole-second NotAfter and the
 	// moments between the clock's start and the issuance move it by less
 	// than a second.
-	if lo, hi := 41*time.Minute+58*time.Second, 42*time.Minute+time.Second; tm.d <= lo || tm.d >= hi {
-		t.Errorf("renewal scheduled in %v, want 70%% of the remaining hour, in (%v, %v)", tm.d, lo, hi)
+	if lo, hi := 41*time.Minute+58*time.Second, 42*time.Minute+time.Second; tm.D <= lo || tm.D >= hi {
+		t.Errorf("renewal scheduled in %v, want 70%% of the remaining hour, in (%v, %v)", tm.D, lo, hi)
 	}
-	if want := identityclient.RefreshDelay(f.clk.Now(), first.Leaf.NotAfter, DefaultMinRefresh, DefaultMaxRefresh); tm.d != want {
-		t.Errorf("renewal scheduled in %v, want %v", tm.d, want)
+	if want := identityclient.RefreshDelay(f.clk.Now(), first.Leaf.NotAfter, DefaultMinRefresh, DefaultMaxRefresh); tm.D != want {
+		t.Errorf("renewal scheduled in %v, want %v", tm.D, want)
 	}
 	if got := testutil.ToFloat64(f.client.expiry); got != float64(first.Leaf.NotAfter.Unix()) {
 		t.Errorf("expiry gauge %v, want %v", got, first.Leaf.NotAfter.Unix())
 	}
 
-	tm.fire()
+	tm.Fire()
 	if got := f.nextCall(t); got != "ok" {
 		t.Fatalf("renewal %s", got)
 	}
@@ -315,10 +275,10 @@ func TestRefusesUntrustedChain(t *testing.T) {
 		if f.client.Ready() {
 			t.Fatal("holding a certificate that does not chain to the anchors")
 		}
-		if tm.d != want {
-			t.Errorf("retry %d in %v, want %v", i+1, tm.d, want)
+		if tm.D != want {
+			t.Errorf("retry %d in %v, want %v", i+1, tm.D, want)
 		}
-		tm.fire()
+		tm.Fire()
 	}
 	f.nextCall(t)
 	f.nextTimer(t)
@@ -343,7 +303,7 @@ func TestRetriesAfterErrorsAndReadsTheTokenEachTime(t *testing.T) {
 	if err := os.WriteFile(f.token, []byte("rotated"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	tm.fire()
+	tm.Fire()
 	if got := f.nextCall(t); got != "ok" {
 		t.Fatalf("call after the token was fixed: %s", got)
 	}
@@ -374,7 +334,7 @@ func TestCertifiesOnTheFirstAttemptAfterIdentityReturns(t *testing.T) {
 		if i == down {
 			f.gate.open.Store(true)
 		}
-		tm.fire()
+		tm.Fire()
 	}
 	if got := f.nextCall(t); got != "ok" {
 		t.Fatalf("first call after identity returned: %s", got)

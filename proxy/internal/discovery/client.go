@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	destinationv1 "github.com/linkerd-go/linkerd-go/api/linkerd/destination/v1"
+	"github.com/linkerd-go/linkerd-go/component/clock"
 )
 
 // Options tune a Client. Zero values take the defaults.
@@ -42,7 +43,7 @@ type Options struct {
 	// (default 1s).
 	ResyncSettle time.Duration
 	// Clock is the time source (default the system clock).
-	Clock Clock
+	Clock clock.Clock
 }
 
 // Default option values.
@@ -97,7 +98,7 @@ func (o Options) withDefaults() Options {
 		o.MaxEndpointsPerTarget = DefaultMaxEndpointsPerTarget
 	}
 	if o.Clock == nil {
-		o.Clock = realClock{}
+		o.Clock = clock.Real
 	}
 	return o
 }
@@ -119,7 +120,7 @@ type Client struct {
 	token string
 	log   logr.Logger
 	opts  Options
-	clock Clock
+	clock clock.Clock
 	m     [numKinds]kindMetrics
 
 	ctx    context.Context

@@ -250,7 +250,7 @@ func TestWatchersShareOneStream(t *testing.T) {
 	// Releasing one watcher keeps the stream for the other.
 	w1.Release()
 	w1.Release() // twice does nothing more
-	if e.clock.pending() != 0 {
+	if e.clock.Pending() != 0 {
 		t.Fatalf("idle timer armed while a watcher holds the target")
 	}
 }
@@ -399,7 +399,7 @@ func TestReconnectResync(t *testing.T) {
 	if !hasAddrs("10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80")(s) {
 		t.Fatalf("stale snapshot lost endpoints: %+v", s)
 	}
-	e.clock.waitTimers(t, 1) // the backoff
+	e.clock.WaitTimers(t, 1) // the backoff
 	e.clock.Advance(e.opts.BackoffMax)
 	g2 := e.nextGet()
 
@@ -413,7 +413,7 @@ func TestReconnectResync(t *testing.T) {
 	waitSnap(t, w, "second part", hasAddrs("10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80", "10.0.0.4:80", "10.0.0.5:80"))
 
 	// The burst is over: what the new stream did not confirm goes.
-	e.clock.waitTimers(t, 1) // the settle timer
+	e.clock.WaitTimers(t, 1) // the settle timer
 	e.clock.Advance(e.opts.ResyncSettle)
 	waitSnap(t, w, "resynced set", hasAddrs("10.0.0.2:80", "10.0.0.4:80", "10.0.0.5:80"))
 
@@ -421,7 +421,7 @@ func TestReconnectResync(t *testing.T) {
 	// initial state was complete, so the resync ends at once.
 	g2.end <- status.Error(codes.Unavailable, "restarting")
 	waitSnap(t, w, "stale again", func(s Snapshot) bool { return s.Stale })
-	e.clock.waitTimers(t, 1)
+	e.clock.WaitTimers(t, 1)
 	e.clock.Advance(e.opts.BackoffMax)
 	g3 := e.nextGet()
 	g3.send <- addMsg(nil, pbEndpoint("10.0.0.5:80"))
@@ -449,7 +449,7 @@ func TestBackoffWhileServerFails(t *testing.T) {
 	defer w.Release()
 	for range 4 {
 		e.nextGet().end <- status.Error(codes.Unavailable, "down")
-		e.clock.waitTimers(t, 1)
+		e.clock.WaitTimers(t, 1)
 		e.clock.Advance(4 * time.Second)
 	}
 	if s := w.Snapshot(); s.State != Pending || !s.Stale {
@@ -487,7 +487,7 @@ func TestStaleWhenServerGone(t *testing.T) {
 	}
 	// The streams are reopened after their backoff and wait for the
 	// channel; the state stays meanwhile.
-	e.clock.waitTimers(t, 2)
+	e.clock.WaitTimers(t, 2)
 	e.clock.Advance(e.opts.BackoffMax)
 	if s := w.Snapshot(); !s.Stale || !hasAddrs("10.0.0.1:80")(s) {
 		t.Fatalf("while the server is gone: %+v", s)

@@ -3,8 +3,6 @@ package discovery
 import (
 	"context"
 	"net"
-	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,111 +12,12 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	destinationv1 "github.com/linkerd-go/linkerd-go/api/linkerd/destination/v1"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/fakeclock"
 )
 
 // hangGuard bounds every wait of the tests, so that a bug fails a test
 // instead of hanging it; it never decides a pass.
 const hangGuard = 30 * time.Second
-
-// fakeClock is a Clock the test moves by hand. AfterFunc callbacks run in
-// Advance, synchronously, so that their effects are visible when it returns.
-type fakeClock struct {
-	mu      sync.Mutex
-	now     time.Time
-	timers  []*fakeTimer
-	changed chan struct{} // closed and replaced when timers are added
-}
-
-type fakeTimer struct {
-	at time.Time
-	ch chan time.Time
-	f  func()
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Unix(1_000_000, 0), changed: make(chan struct{})}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) add(t *fakeTimer) func() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.timers = append(c.timers, t)
-	close(c.changed)
-	c.changed = make(chan struct{})
-	return func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		i := slices.Index(c.timers, t)
-		if i < 0 {
-			return false
-		}
-		c.timers = slices.Delete(c.timers, i, i+1)
-		return true
-	}
-}
-
-func (c *fakeClock) NewTimer(d time.Duration) (<-chan time.Time, func() bool) {
-	t := &fakeTimer{at: c.Now().Add(d), ch: make(chan time.Time, 1)}
-	return t.ch, c.add(t)
-}
-
-func (c *fakeClock) AfterFunc(d time.Duration, f func()) func() bool {
-	return c.add(&fakeTimer{at: c.Now().Add(d), f: f})
-}
-
-// Advance moves the clock and fires the timers that are due.
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	now := c.now
-	var due []*fakeTimer
-	c.timers = slices.DeleteFunc(c.timers, func(t *fakeTimer) bool {
-		if !t.at.After(now) {
-			due = append(due, t)
-			return true
-		}
-		return false
-	})
-	c.mu.Unlock()
-	for _, t := range due {
-		if t.f != nil {
-			t.f()
-		} else {
-			t.ch <- now
-		}
-	}
-}
-
-// waitTimers waits until at least n timers are pending.
-func (c *fakeClock) waitTimers(t *testing.T, n int) {
-	t.Helper()
-	guard := time.After(hangGuard)
-	for {
-		c.mu.Lock()
-		pending, ch := len(c.timers), c.changed
-		c.mu.Unlock()
-		if pending >= n {
-			return
-		}
-		select {
-		case <-ch:
-		case <-guard:
-			t.Fatalf("waited for %d timers, %d pending", n, pending)
-		}
-	}
-}
-
-func (c *fakeClock) pending() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.timers)
-}
 
 // fakeStream is one call to the fake server, driven by the test.
 type fakeStream[Req, Resp any] struct {
@@ -179,7 +78,7 @@ type env struct {
 	t      *testing.T
 	srv    *grpc.Server
 	fake   *fakeDestination
-	clock  *fakeClock
+	clock  *fakeclock.Clock
 	reg    *prometheus.Registry
 	client *Client
 	opts   Options
@@ -198,7 +97,7 @@ func newEnv(t *testing.T, opts Options) *env {
 		t:     t,
 		srv:   grpc.NewServer(),
 		fake:  &fakeDestination{gets: make(chan *fakeGetStream, 64), profiles: make(chan *fakeProfileStream, 64)},
-		clock: newFakeClock(),
+		clock: fakeclock.New(time.Unix(1_000_000, 0)),
 		reg:   prometheus.NewRegistry(),
 	}
 	destinationv1.RegisterDestinationServiceServer(e.srv, e.fake)

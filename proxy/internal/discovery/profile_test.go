@@ -286,7 +286,7 @@ func TestProfileStream(t *testing.T) {
 	if w.Snapshot() != p {
 		t.Fatal("profile changed on failure")
 	}
-	e.clock.waitTimers(t, 1)
+	e.clock.WaitTimers(t, 1)
 	e.clock.Advance(e.opts.BackoffMax)
 	e.nextProfile().send <- &destinationv1.GetProfileResponse{Profile: booksProfile()}
 	p = waitProfile(t, w, "fresh profile", func(w *ProfileWatch) bool { return !w.Stale() })

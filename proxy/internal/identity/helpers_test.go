@@ -24,6 +24,7 @@ import (
 	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
 	"github.com/linkerd-go/linkerd-go/component/identityclient"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/meshtls"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/fakeclock"
 	"github.com/linkerd-go/linkerd-go/tools/testkit/testpki"
 )
 
@@ -112,50 +113,6 @@ func signCSR(t testing.TB, issuer *testpki.CA, lifetime time.Duration, name stri
 	}
 }
 
-// fakeClock drives the client's schedule: every timer the client makes is
-// handed to the test, which fires it when it wants.
-type fakeClock struct {
-	mu     sync.Mutex
-	now    time.Time
-	timers chan *fakeTimer
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Now(), timers: make(chan *fakeTimer, 16)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) NewTimer(d time.Duration) timer {
-	t := &fakeTimer{clk: c, d: d, c: make(chan time.Time, 1)}
-	c.timers <- t
-	return t
-}
-
-type fakeTimer struct {
-	clk     *fakeClock
-	d       time.Duration
-	c       chan time.Time
-	stopped atomic.Bool
-}
-
-func (t *fakeTimer) C() <-chan time.Time { return t.c }
-
-func (t *fakeTimer) Stop() bool { return !t.stopped.Swap(true) }
-
-// fire moves the clock to the timer's deadline and expires it.
-func (t *fakeTimer) fire() {
-	t.clk.mu.Lock()
-	t.clk.now = t.clk.now.Add(t.d)
-	now := t.clk.now
-	t.clk.mu.Unlock()
-	t.c <- now
-}
-
 // harness runs a Client against a fakeIdentity served over gRPC with TLS
 // on loopback.
 type harness struct {
@@ -163,7 +120,7 @@ type harness struct {
 	pki       *pki
 	fake      *fakeIdentity
 	store     *meshtls.Store
-	clk       *fakeClock
+	clk       *fakeclock.Clock
 	reg       *prometheus.Registry
 	client    *Client
 	tokenPath string
@@ -334,7 +291,7 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk := newFakeClock()
+	clk := fakeclock.New(time.Now())
 	c.clock = clk
 	c.jitter = func() float64 { return 0 }
 	return &harness{t: t, pki: p, fake: fake, store: store, clk: clk, reg: reg, client: c, tokenPath: tokenPath, addr: addr, gate: g}
@@ -373,13 +330,7 @@ func (h *harness) stop() {
 
 // nextTimer waits for the client to schedule its next attempt: by then the
 // previous attempt is complete (certificate installed, metrics updated).
-func (h *harness) nextTimer() *fakeTimer {
+func (h *harness) nextTimer() *fakeclock.Timer {
 	h.t.Helper()
-	select {
-	case tm := <-h.clk.timers:
-		return tm
-	case <-time.After(hangGuard):
-		h.t.Fatal("the client scheduled no next attempt")
-		return nil
-	}
+	return h.clk.Next(h.t)
 }

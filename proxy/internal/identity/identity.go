@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 
 	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
+	"github.com/linkerd-go/linkerd-go/component/clock"
 	"github.com/linkerd-go/linkerd-go/component/identityclient"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/meshtls"
 )
@@ -116,7 +117,7 @@ type Client struct {
 	key     *ecdsa.PrivateKey
 	csr     []byte
 
-	clock  clock
+	clock  clock.Clock
 	jitter func() float64 // in [0, 1)
 }
 
@@ -150,7 +151,7 @@ func New(cfg Config, store *meshtls.Store, conn grpc.ClientConnInterface, reg pr
 		metrics: m,
 		key:     key,
 		csr:     csr,
-		clock:   realClock{},
+		clock:   clock.Real,
 		jitter:  mathrand.Float64,
 	}, nil
 }
@@ -194,13 +195,13 @@ func (c *Client) Run(ctx context.Context) error {
 			flog = failureLog{}
 		}
 		c.metrics.refreshIn.Set(wait.Seconds())
-		t := c.clock.NewTimer(wait)
+		fired, stop := c.clock.NewTimer(wait)
 		select {
 		case <-ctx.Done():
-			t.Stop()
+			stop()
 			c.logStop(expiry, attempts, c.clock.Now().Sub(started), flog.last)
 			return nil
-		case <-t.C():
+		case <-fired:
 		}
 	}
 }
@@ -317,27 +318,3 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.refresh.WithLabelValues("error")
 	return m, nil
 }
-
-// clock is the time seam: the renewal schedule runs on it, so tests drive
-// it without sleeping.
-type clock interface {
-	Now() time.Time
-	NewTimer(d time.Duration) timer
-}
-
-type timer interface {
-	C() <-chan time.Time
-	Stop() bool
-}
-
-type realClock struct{}
-
-func (realClock) Now() time.Time { return time.Now() }
-
-func (realClock) NewTimer(d time.Duration) timer { return realTimer{time.NewTimer(d)} }
-
-type realTimer struct{ t *time.Timer }
-
-func (t realTimer) C() <-chan time.Time { return t.t.C }
-
-func (t realTimer) Stop() bool { return t.t.Stop() }

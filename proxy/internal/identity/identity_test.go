@@ -109,8 +109,8 @@ func TestFirstCertificate(t *testing.T) {
 	}
 
 	want := identityclient.RefreshDelay(h.clk.Now(), leaf.NotAfter, DefaultMinRefresh, DefaultMaxRefresh)
-	if tm.d != want {
-		t.Errorf("renewal scheduled in %v, want %v", tm.d, want)
+	if tm.D != want {
+		t.Errorf("renewal scheduled in %v, want %v", tm.D, want)
 	}
 	h.checkMetrics(1, 0, want)
 	if got := testutil.ToFloat64(h.client.metrics.expiration); got != float64(leaf.NotAfter.Unix()) {
@@ -170,7 +170,7 @@ func TestRenewalDuringTraffic(t *testing.T) {
 	echo(t, before, "before")
 
 	writeToken(t, h.tokenPath, "token-2") // the kubelet rotated it
-	tm.fire()
+	tm.Fire()
 	tm = h.nextTimer()
 	second := h.store.Certificate()
 	if second == first {
@@ -183,8 +183,8 @@ func TestRenewalDuringTraffic(t *testing.T) {
 		t.Errorf("renewal did not read the rotated token")
 	}
 	want := identityclient.RefreshDelay(h.clk.Now(), second.Leaf.NotAfter, DefaultMinRefresh, DefaultMaxRefresh)
-	if tm.d != want {
-		t.Errorf("second renewal in %v, want %v", tm.d, want)
+	if tm.D != want {
+		t.Errorf("second renewal in %v, want %v", tm.D, want)
 	}
 	h.checkMetrics(2, 0, want)
 
@@ -223,8 +223,8 @@ func TestBackoffThenSuccess(t *testing.T) {
 	delays := []time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second, 2 * time.Second}
 	for i, want := range delays {
 		tm := h.nextTimer()
-		if tm.d != want {
-			t.Errorf("retry %d in %v, want %v", i+1, tm.d, want)
+		if tm.D != want {
+			t.Errorf("retry %d in %v, want %v", i+1, tm.D, want)
 		}
 		if h.store.HasCertificate() {
 			t.Fatal("certificate installed from a failed attempt")
@@ -233,13 +233,13 @@ func TestBackoffThenSuccess(t *testing.T) {
 		if i == len(delays)-1 {
 			h.fake.setRespond(good)
 		}
-		tm.fire()
+		tm.Fire()
 	}
 	tm := h.nextTimer()
 	<-h.store.Ready()
 	want := identityclient.RefreshDelay(h.clk.Now(), leafOf(t, h.store).NotAfter, DefaultMinRefresh, DefaultMaxRefresh)
-	if tm.d != want {
-		t.Errorf("after recovering, renewal in %v, want %v", tm.d, want)
+	if tm.D != want {
+		t.Errorf("after recovering, renewal in %v, want %v", tm.D, want)
 	}
 	h.checkMetrics(1, float64(len(delays)), want)
 
@@ -249,9 +249,9 @@ func TestBackoffThenSuccess(t *testing.T) {
 		return nil, status.Error(codes.Unavailable, "gone")
 	})
 	for i, want := range []time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 10 * time.Second, 10 * time.Second} {
-		tm.fire()
-		if tm = h.nextTimer(); tm.d != want {
-			t.Errorf("retry %d after a success in %v, want %v", i+1, tm.d, want)
+		tm.Fire()
+		if tm = h.nextTimer(); tm.D != want {
+			t.Errorf("retry %d after a success in %v, want %v", i+1, tm.D, want)
 		}
 	}
 }
@@ -308,11 +308,11 @@ func TestRefusedReplies(t *testing.T) {
 			if h.store.HasCertificate() {
 				t.Fatal("refused certificate installed")
 			}
-			if tm.d != DefaultBackoffBase {
-				t.Errorf("retry in %v, want the backoff base %v", tm.d, DefaultBackoffBase)
+			if tm.D != DefaultBackoffBase {
+				t.Errorf("retry in %v, want the backoff base %v", tm.D, DefaultBackoffBase)
 			}
 			h.fake.setRespond(good)
-			tm.fire()
+			tm.Fire()
 			tm = h.nextTimer()
 			installed := h.store.Certificate()
 			if installed == nil {
@@ -321,9 +321,9 @@ func TestRefusedReplies(t *testing.T) {
 
 			// With a certificate held: refused, and the old one kept.
 			h.fake.setRespond(bad)
-			tm.fire()
-			if tm = h.nextTimer(); tm.d != DefaultBackoffBase {
-				t.Errorf("retry in %v, want %v", tm.d, DefaultBackoffBase)
+			tm.Fire()
+			if tm = h.nextTimer(); tm.D != DefaultBackoffBase {
+				t.Errorf("retry in %v, want %v", tm.D, DefaultBackoffBase)
 			}
 			if h.store.Certificate() != installed {
 				t.Error("a refused reply replaced the held certificate")
@@ -343,7 +343,7 @@ func TestToken(t *testing.T) {
 		}
 		h.checkMetrics(0, 1, DefaultBackoffBase)
 		writeToken(t, h.tokenPath, "token-late")
-		tm.fire()
+		tm.Fire()
 		h.nextTimer()
 		if !h.store.HasCertificate() {
 			t.Fatal("no certificate once the token exists")
@@ -355,7 +355,7 @@ func TestToken(t *testing.T) {
 		h.start()
 		tm := h.nextTimer()
 		writeToken(t, h.tokenPath, " \n")
-		tm.fire()
+		tm.Fire()
 		h.nextTimer()
 		if n := len(h.fake.requests()); n != 0 || h.store.HasCertificate() {
 			t.Errorf("%d Certify calls with an oversized or empty token", n)
@@ -388,7 +388,7 @@ func TestStop(t *testing.T) {
 		h.start()
 		tm := h.nextTimer()
 		h.stop()
-		if !tm.stopped.Load() {
+		if !tm.Stopped() {
 			t.Error("timer not stopped")
 		}
 	})
@@ -403,10 +403,8 @@ func TestStop(t *testing.T) {
 		h.start()
 		<-called
 		h.stop()
-		select {
-		case tm := <-h.clk.timers:
-			t.Errorf("scheduled another attempt in %v after the context ended", tm.d)
-		default:
+		if tm, ok := h.clk.TryNext(); ok {
+			t.Errorf("scheduled another attempt in %v after the context ended", tm.D)
 		}
 	})
 }

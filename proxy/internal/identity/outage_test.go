@@ -16,6 +16,7 @@ import (
 
 	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
 	"github.com/linkerd-go/linkerd-go/component/identityclient"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/fakeclock"
 )
 
 func unavailable(context.Context, *identityv1.CertifyRequest) (*identityv1.CertifyResponse, error) {
@@ -32,25 +33,25 @@ func TestRetryScheduleOverAnOutage(t *testing.T) {
 	h.start()
 	start := h.clk.Now()
 	failures := 0
-	var tm *fakeTimer
+	var tm *fakeclock.Timer
 	for {
 		tm = h.nextTimer() // the attempt before it has failed
 		failures++
-		if tm.d > DefaultUncertifiedBackoffMax || tm.d < DefaultBackoffBase/2 {
-			t.Fatalf("retry %d in %v, want within [%v, %v]", failures, tm.d, DefaultBackoffBase/2, DefaultUncertifiedBackoffMax)
+		if tm.D > DefaultUncertifiedBackoffMax || tm.D < DefaultBackoffBase/2 {
+			t.Fatalf("retry %d in %v, want within [%v, %v]", failures, tm.D, DefaultBackoffBase/2, DefaultUncertifiedBackoffMax)
 		}
 		if h.store.HasCertificate() {
 			t.Fatal("certificate from a failed attempt")
 		}
-		if h.clk.Now().Add(tm.d).Sub(start) >= 2*time.Minute {
+		if h.clk.Now().Add(tm.D).Sub(start) >= 2*time.Minute {
 			break
 		}
-		tm.fire()
+		tm.Fire()
 	}
 	// identity answers again from the last failure on.
 	h.fake.setRespond(signCSR(t, h.pki.issuer, time.Hour, ""))
 	back := h.clk.Now()
-	tm.fire()
+	tm.Fire()
 	tm = h.nextTimer()
 	if !h.store.HasCertificate() {
 		t.Fatal("the first attempt after identity returned got no certificate")
@@ -58,7 +59,7 @@ func TestRetryScheduleOverAnOutage(t *testing.T) {
 	if got := h.clk.Now().Sub(back); got > DefaultUncertifiedBackoffMax {
 		t.Errorf("certificate %v after identity returned, want at most %v", got, DefaultUncertifiedBackoffMax)
 	}
-	h.checkMetrics(1, float64(failures), tm.d)
+	h.checkMetrics(1, float64(failures), tm.D)
 	if n := len(h.fake.requests()); n != failures+1 {
 		t.Errorf("%d Certify calls, want %d", n, failures+1)
 	}
@@ -80,7 +81,7 @@ func TestRetryScheduleWithACertificate(t *testing.T) {
 	h.fake.setRespond(unavailable)
 	sawMax, sawClipped := false, false
 	for {
-		tm.fire()
+		tm.Fire()
 		tm = h.nextTimer()
 		now := h.clk.Now()
 		if !now.Before(expiry) {
@@ -88,11 +89,11 @@ func TestRetryScheduleWithACertificate(t *testing.T) {
 		}
 		left := expiry.Sub(now)
 		switch {
-		case tm.d > DefaultBackoffMax || tm.d > left:
-			t.Fatalf("retry in %v with %v of validity left, want at most %v and never past the expiry", tm.d, left, DefaultBackoffMax)
-		case tm.d == left:
+		case tm.D > DefaultBackoffMax || tm.D > left:
+			t.Fatalf("retry in %v with %v of validity left, want at most %v and never past the expiry", tm.D, left, DefaultBackoffMax)
+		case tm.D == left:
 			sawClipped = true
-		case tm.d == DefaultBackoffMax:
+		case tm.D == DefaultBackoffMax:
 			sawMax = true
 		}
 	}
@@ -100,8 +101,8 @@ func TestRetryScheduleWithACertificate(t *testing.T) {
 		t.Errorf("the schedule never reached BackoffMax (%v) or never stopped at the expiry (%v)", sawMax, sawClipped)
 	}
 	// Expired: the uncertified cap, from the backoff reached so far.
-	if tm.d != DefaultUncertifiedBackoffMax {
-		t.Errorf("first retry after the certificate expired in %v, want %v", tm.d, DefaultUncertifiedBackoffMax)
+	if tm.D != DefaultUncertifiedBackoffMax {
+		t.Errorf("first retry after the certificate expired in %v, want %v", tm.D, DefaultUncertifiedBackoffMax)
 	}
 }
 
@@ -117,8 +118,8 @@ func TestCertifiesOnTheFirstAttemptAfterIdentityReturns(t *testing.T) {
 	for i := 1; i <= down; i++ {
 		tm := h.nextTimer()
 		h.gate.waitRefused(t)
-		if tm.d > DefaultUncertifiedBackoffMax || tm.d <= 0 {
-			t.Errorf("retry %d in %v, want within (0, %v]", i, tm.d, DefaultUncertifiedBackoffMax)
+		if tm.D > DefaultUncertifiedBackoffMax || tm.D <= 0 {
+			t.Errorf("retry %d in %v, want within (0, %v]", i, tm.D, DefaultUncertifiedBackoffMax)
 		}
 		if h.store.HasCertificate() || len(h.fake.requests()) != 0 {
 			t.Fatal("a call reached the service behind the closed gate")
@@ -126,7 +127,7 @@ func TestCertifiesOnTheFirstAttemptAfterIdentityReturns(t *testing.T) {
 		if i == down {
 			h.gate.open.Store(true)
 		}
-		tm.fire()
+		tm.Fire()
 	}
 	tm := h.nextTimer()
 	if !h.store.HasCertificate() {
@@ -135,7 +136,7 @@ func TestCertifiesOnTheFirstAttemptAfterIdentityReturns(t *testing.T) {
 	if n := len(h.fake.requests()); n != 1 {
 		t.Errorf("%d Certify calls, want 1", n)
 	}
-	h.checkMetrics(1, down, tm.d)
+	h.checkMetrics(1, down, tm.D)
 }
 
 // Every call resolves the service's name afresh (a headless Service scaled
@@ -184,16 +185,16 @@ func TestFailureLog(t *testing.T) {
 	// jitter 0, failures at 0, 0.5s, 1.5s, 3.5s, then every 2s: the same
 	// error is logged again at 11.5s (8th failure) and 21.5s (13th).
 	for i := 1; i <= 12; i++ {
-		h.nextTimer().fire()
+		h.nextTimer().Fire()
 	}
 	tm := h.nextTimer() // after the 13th failure
 	h.fake.setRespond(func(context.Context, *identityv1.CertifyRequest) (*identityv1.CertifyResponse, error) {
 		return nil, status.Error(codes.Unauthenticated, "token refused")
 	})
-	tm.fire() // the 14th fails with another error
+	tm.Fire() // the 14th fails with another error
 	tm = h.nextTimer()
 	h.fake.setRespond(signCSR(t, h.pki.issuer, time.Hour, ""))
-	tm.fire()
+	tm.Fire()
 	h.nextTimer()
 	h.stop()
 
@@ -246,7 +247,7 @@ func TestStopWithoutCertificateIsLogged(t *testing.T) {
 	h := newHarness(t, harnessOpts{log: rec})
 	h.fake.setRespond(unavailable)
 	h.start()
-	h.nextTimer().fire()
+	h.nextTimer().Fire()
 	h.nextTimer()
 	h.stop()
 	lines := rec.all()
