@@ -1,7 +1,7 @@
 // Package clock is the time seam of the components' schedules (certificate
 // renewal, backoff, idle eviction): code that waits takes a Clock, the
 // process passes Real, and tests pass the test kit's fake clock
-// (tools/testkit/fakeclock), which they move by hand instead of sleeping.
+// (tools/testkit/clocktest), which they move by hand instead of sleeping.
 package clock
 
 import "time"

@@ -30,7 +30,7 @@ import (
 
 	destinationv1 "github.com/linkerd-go/linkerd-go/api/linkerd/destination/v1"
 	"github.com/linkerd-go/linkerd-go/destination/internal/profile"
-	"github.com/linkerd-go/linkerd-go/destination/internal/updatetext"
+	"github.com/linkerd-go/linkerd-go/destination/internal/updatetest"
 	"github.com/linkerd-go/linkerd-go/tools/testkit/kubetest"
 )
 
@@ -224,7 +224,7 @@ func expect[M any](t *testing.T, s grpc.ServerStreamingClient[M], want string) {
 		if res.err != nil {
 			t.Fatalf("Recv: %v", res.err)
 		}
-		got := updatetext.Describe(any(res.m))
+		got := updatetest.Describe(any(res.m))
 		if strings.TrimSpace(got) != strings.TrimSpace(want) {
 			t.Fatalf("update:\n%s\nwant:\n%s", got, strings.TrimSpace(want))
 		}
@@ -384,7 +384,7 @@ func TestKeepsServingWhenTheAPIServerGoesAway(t *testing.T) {
 		m, err := s.Recv()
 		r.check(err)
 		if m.GetAdd() != nil {
-			if got := updatetext.Describe(m); strings.TrimSpace(got) != wantNS {
+			if got := updatetest.Describe(m); strings.TrimSpace(got) != wantNS {
 				t.Fatalf("update:\n%s\nwant:\n%s", got, wantNS)
 			}
 			break

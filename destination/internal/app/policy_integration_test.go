@@ -19,7 +19,7 @@ import (
 
 	policyv1 "github.com/linkerd-go/linkerd-go/api/linkerd/policy/v1"
 	"github.com/linkerd-go/linkerd-go/destination/internal/k8s"
-	"github.com/linkerd-go/linkerd-go/destination/internal/updatetext"
+	"github.com/linkerd-go/linkerd-go/destination/internal/updatetest"
 	"github.com/linkerd-go/linkerd-go/tools/testkit/kubetest"
 )
 
@@ -92,7 +92,7 @@ func expectEventually(t *testing.T, s grpc.ServerStreamingClient[policyv1.WatchP
 		if err != nil {
 			t.Fatalf("Recv: %v", err)
 		}
-		if last = strings.TrimSpace(updatetext.Describe(m)); last == strings.TrimSpace(want) {
+		if last = strings.TrimSpace(updatetest.Describe(m)); last == strings.TrimSpace(want) {
 			return
 		}
 	}

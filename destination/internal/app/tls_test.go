@@ -18,7 +18,7 @@ import (
 
 	policyv1 "github.com/linkerd-go/linkerd-go/api/linkerd/policy/v1"
 	"github.com/linkerd-go/linkerd-go/destination/internal/identitytest"
-	"github.com/linkerd-go/linkerd-go/tools/testkit/testpki"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/pkitest"
 )
 
 // TestPolicyServedOverTLS runs destination with its certificate from an
@@ -26,8 +26,8 @@ import (
 // destination's identity name, chained to the anchors) and refuses
 // plaintext, as the discovery port does.
 func TestPolicyServedOverTLS(t *testing.T) {
-	root := testpki.NewRoot(t, "root", testpki.Options{})
-	issuer := testpki.NewIssuer(t, "issuer", root, testpki.Options{})
+	root := pkitest.NewRoot(t, "root", pkitest.Options{})
+	issuer := pkitest.NewIssuer(t, "issuer", root, pkitest.Options{})
 	dir := t.TempDir()
 	anchors := filepath.Join(dir, "ca-bundle.crt")
 	token := filepath.Join(dir, "token")

@@ -27,8 +27,8 @@ import (
 	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
 	"github.com/linkerd-go/linkerd-go/component/identityclient"
 	"github.com/linkerd-go/linkerd-go/destination/internal/identitytest"
-	"github.com/linkerd-go/linkerd-go/tools/testkit/fakeclock"
-	"github.com/linkerd-go/linkerd-go/tools/testkit/testpki"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/clocktest"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/pkitest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -43,7 +43,7 @@ var (
 type fakeIdentity struct {
 	identityv1.UnimplementedIdentityServiceServer
 	t        *testing.T
-	issuer   *testpki.CA
+	issuer   *pkitest.CA
 	lifetime time.Duration
 	token    string
 	calls    chan string // "ok" or the error code
@@ -72,10 +72,10 @@ func (f *fakeIdentity) Certify(_ context.Context, req *identityv1.CertifyRequest
 }
 
 type fixture struct {
-	root   *testpki.CA
+	root   *pkitest.CA
 	fake   *fakeIdentity
 	client *Client
-	clk    *fakeclock.Clock
+	clk    *clocktest.Clock
 	reg    *prometheus.Registry
 	token  string
 	gate   *gate // with startGated
@@ -109,7 +109,7 @@ func (g *gate) Accept() (net.Conn, error) {
 
 // start serves a fake identity service over TLS on loopback, dials it as
 // destination does, and runs a Client on a fake clock until the test ends.
-func start(t *testing.T, lifetime time.Duration, signer func(root *testpki.CA) *testpki.CA) *fixture {
+func start(t *testing.T, lifetime time.Duration, signer func(root *pkitest.CA) *pkitest.CA) *fixture {
 	t.Helper()
 	return startServer(t, lifetime, signer, false)
 }
@@ -120,10 +120,10 @@ func startGated(t *testing.T) *fixture {
 	return startServer(t, time.Hour, nil, true)
 }
 
-func startServer(t *testing.T, lifetime time.Duration, signer func(root *testpki.CA) *testpki.CA, gated bool) *fixture {
+func startServer(t *testing.T, lifetime time.Duration, signer func(root *pkitest.CA) *pkitest.CA, gated bool) *fixture {
 	t.Helper()
-	root := testpki.NewRoot(t, "root", testpki.Options{})
-	issuer := testpki.NewIssuer(t, "issuer", root, testpki.Options{})
+	root := pkitest.NewRoot(t, "root", pkitest.Options{})
+	issuer := pkitest.NewIssuer(t, "issuer", root, pkitest.Options{})
 	if signer != nil {
 		issuer = signer(root)
 	}
@@ -163,7 +163,7 @@ func startServer(t *testing.T, lifetime time.Duration, signer func(root *testpki
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.clk = fakeclock.New(time.Now())
+	f.clk = clocktest.New(time.Now())
 	f.client.clock = f.clk
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -198,7 +198,7 @@ func (f *fixture) nextCall(t *testing.T) string {
 
 // nextTimer waits until the client schedules its next attempt: the
 // previous one is then complete (certificate held, metrics updated).
-func (f *fixture) nextTimer(t *testing.T) *fakeclock.Timer {
+func (f *fixture) nextTimer(t *testing.T) *clocktest.Timer {
 	t.Helper()
 	return f.clk.Next(t)
 }
@@ -268,7 +268,7 @@ func TestObtainsAndRenews(t *testing.T) {
 func TestRefusesUntrustedChain(t *testing.T) {
 	// The identity service signs with an issuer that does not chain to the
 	// anchors: the certificate is refused and retried, backing off.
-	f := start(t, time.Hour, func(*testpki.CA) *testpki.CA { return testpki.NewRoot(t, "rogue", testpki.Options{}) })
+	f := start(t, time.Hour, func(*pkitest.CA) *pkitest.CA { return pkitest.NewRoot(t, "rogue", pkitest.Options{}) })
 	for i, want := range []time.Duration{time.Second, 2 * time.Second} {
 		f.nextCall(t)
 		tm := f.nextTimer(t)

@@ -14,12 +14,12 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
-	"github.com/linkerd-go/linkerd-go/tools/testkit/testpki"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/pkitest"
 )
 
 // Certify answers a Certify request with a leaf for the requested identity
 // signed by issuer, and issuer as the chain; a malformed CSR is an error.
-func Certify(t testing.TB, issuer *testpki.CA, req *identityv1.CertifyRequest, lifetime time.Duration) (*identityv1.CertifyResponse, error) {
+func Certify(t testing.TB, issuer *pkitest.CA, req *identityv1.CertifyRequest, lifetime time.Duration) (*identityv1.CertifyResponse, error) {
 	csr, err := x509.ParseCertificateRequest(req.GetCertificateSigningRequest())
 	if err != nil || csr.CheckSignature() != nil || len(csr.DNSNames) != 1 || csr.DNSNames[0] != req.GetIdentity() {
 		return nil, errors.New("bad CSR")
@@ -36,7 +36,7 @@ func Certify(t testing.TB, issuer *testpki.CA, req *identityv1.CertifyRequest, l
 // by Issuer.
 type Client struct {
 	T      testing.TB
-	Issuer *testpki.CA
+	Issuer *pkitest.CA
 }
 
 // Certify implements identityv1.IdentityServiceClient.

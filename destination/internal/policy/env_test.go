@@ -13,7 +13,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/linkerd-go/linkerd-go/api/mesh"
-	"github.com/linkerd-go/linkerd-go/destination/internal/updatetext"
+	"github.com/linkerd-go/linkerd-go/destination/internal/updatetest"
 	"github.com/linkerd-go/linkerd-go/tools/testkit/kubetest"
 )
 
@@ -96,7 +96,7 @@ func describe(t testing.TB, store Store, ns, pod string, port uint16) string {
 	if p == nil {
 		t.Fatalf("no pod %s/%s", ns, pod)
 	}
-	return strings.TrimSpace(updatetext.Describe(c.Compute(p, port)))
+	return strings.TrimSpace(updatetest.Describe(c.Compute(p, port)))
 }
 
 func expectPolicy(t *testing.T, store Store, ns, pod string, port uint16, want string) {

@@ -21,10 +21,10 @@ import (
 
 	policyv1 "github.com/linkerd-go/linkerd-go/api/linkerd/policy/v1"
 	"github.com/linkerd-go/linkerd-go/api/mesh"
-	"github.com/linkerd-go/linkerd-go/destination/internal/fakewatch"
+	"github.com/linkerd-go/linkerd-go/destination/internal/informertest"
 	"github.com/linkerd-go/linkerd-go/destination/internal/k8s"
 	"github.com/linkerd-go/linkerd-go/destination/internal/metrics"
-	"github.com/linkerd-go/linkerd-go/destination/internal/updatetext"
+	"github.com/linkerd-go/linkerd-go/destination/internal/updatetest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -65,7 +65,7 @@ func newIndexEnv(t *testing.T, fixture string, queue int) *indexEnv {
 		}
 	}
 	e := &indexEnv{t: t, kube: fake.NewSimpleClientset(typed...), dyn: dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), k8s.PolicyGVRs, dyn...)}
-	watching := fakewatch.New(8)
+	watching := informertest.New(8)
 	watching.Attach(e.kube)
 	watching.Attach(e.dyn)
 
@@ -161,7 +161,7 @@ func next(t *testing.T, sub *Subscription) *policyv1.WatchPortResponse {
 
 func expectNext(t *testing.T, sub *Subscription, want string) {
 	t.Helper()
-	got := strings.TrimSpace(updatetext.Describe(next(t, sub)))
+	got := strings.TrimSpace(updatetest.Describe(next(t, sub)))
 	if got != strings.TrimSpace(want) {
 		t.Fatalf("update:\n%s\nwant:\n%s", got, strings.TrimSpace(want))
 	}

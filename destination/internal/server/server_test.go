@@ -20,7 +20,7 @@ import (
 	"github.com/linkerd-go/linkerd-go/destination/internal/metrics"
 	"github.com/linkerd-go/linkerd-go/destination/internal/subscription"
 	"github.com/linkerd-go/linkerd-go/destination/internal/target"
-	"github.com/linkerd-go/linkerd-go/destination/internal/updatetext"
+	"github.com/linkerd-go/linkerd-go/destination/internal/updatetest"
 )
 
 // fakeSource serves fixed initial states and lets the test push changes.
@@ -105,7 +105,7 @@ func TestGetStreamsTranslatedUpdates(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return strings.TrimSpace(updatetext.Describe(m))
+		return strings.TrimSpace(updatetest.Describe(m))
 	}
 	if got, want := recv(), "add {service=web}\n  198.18.0.1:8080 id=web.emojivoto.serviceaccount.identity.linkerd.cluster.local h2"; got != want {
 		t.Errorf("first update:\n%s\nwant:\n%s", got, want)
@@ -135,7 +135,7 @@ func TestGetProfileTranslates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := strings.TrimSpace(updatetext.Describe(m)), `profile "web.emojivoto.svc.cluster.local" opaque=true budget=0.2/10/10s`; got != want {
+	if got, want := strings.TrimSpace(updatetest.Describe(m)), `profile "web.emojivoto.svc.cluster.local" opaque=true budget=0.2/10/10s`; got != want {
 		t.Errorf("got %s, want %s", got, want)
 	}
 }

@@ -26,12 +26,12 @@ import (
 
 	"github.com/linkerd-go/linkerd-go/api/mesh"
 	"github.com/linkerd-go/linkerd-go/destination/internal/discovery"
-	"github.com/linkerd-go/linkerd-go/destination/internal/fakewatch"
+	"github.com/linkerd-go/linkerd-go/destination/internal/informertest"
 	"github.com/linkerd-go/linkerd-go/destination/internal/k8s"
 	"github.com/linkerd-go/linkerd-go/destination/internal/metrics"
 	"github.com/linkerd-go/linkerd-go/destination/internal/profile"
 	"github.com/linkerd-go/linkerd-go/destination/internal/target"
-	"github.com/linkerd-go/linkerd-go/destination/internal/updatetext"
+	"github.com/linkerd-go/linkerd-go/destination/internal/updatetest"
 	"github.com/linkerd-go/linkerd-go/destination/internal/wire"
 )
 
@@ -108,7 +108,7 @@ func newEnvFrom(t testing.TB, cfg Config, typed, metas, dyn []runtime.Object, fa
 
 	// The fakes do not replay changes made between an informer's list and
 	// its watch: wait until every informer watches before changing objects.
-	watching := fakewatch.New(6)
+	watching := informertest.New(6)
 	watching.Attach(e.client)
 	watching.Attach(e.meta)
 	watching.Attach(e.dynamic)
@@ -315,10 +315,10 @@ func (s *stream[M]) expect(want string) {
 	switch u := any(s.next()).(type) {
 	case *discovery.EndpointUpdate:
 		for _, m := range wire.Endpoints(u) {
-			got += updatetext.Describe(m)
+			got += updatetest.Describe(m)
 		}
 	case *discovery.Profile:
-		got = updatetext.Describe(wire.Profile(u))
+		got = updatetest.Describe(wire.Profile(u))
 	}
 	if strings.TrimSpace(got) != strings.TrimSpace(want) {
 		s.t.Fatalf("update:\n%s\nwant:\n%s", got, strings.TrimSpace(want))

@@ -9,7 +9,7 @@ import (
 
 	"github.com/linkerd-go/linkerd-go/destination/internal/discovery"
 	"github.com/linkerd-go/linkerd-go/destination/internal/profile"
-	"github.com/linkerd-go/linkerd-go/destination/internal/updatetext"
+	"github.com/linkerd-go/linkerd-go/destination/internal/updatetest"
 )
 
 const webID = "web.emojivoto.serviceaccount.identity.linkerd.cluster.local"
@@ -18,7 +18,7 @@ func describe(t *testing.T, u *discovery.EndpointUpdate) string {
 	t.Helper()
 	var b strings.Builder
 	for _, m := range Endpoints(u) {
-		b.WriteString(updatetext.Describe(m))
+		b.WriteString(updatetest.Describe(m))
 	}
 	return strings.TrimSpace(b.String())
 }
@@ -91,7 +91,7 @@ func TestProfile(t *testing.T) {
   endpoint 198.18.1.1:5432 opaque(0)`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := strings.TrimSpace(updatetext.Describe(Profile(tc.p))); got != tc.want {
+			if got := strings.TrimSpace(updatetest.Describe(Profile(tc.p))); got != tc.want {
 				t.Errorf("got:\n%s\nwant:\n%s", got, tc.want)
 			}
 		})

@@ -29,7 +29,7 @@ import (
 
 	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
 	"github.com/linkerd-go/linkerd-go/api/mesh"
-	"github.com/linkerd-go/linkerd-go/tools/testkit/testpki"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/pkitest"
 )
 
 func TestMain(m *testing.M) {
@@ -131,8 +131,8 @@ func TestNewLogger(t *testing.T) {
 type env struct {
 	app     *App
 	anchors *x509.CertPool
-	vol     *testpki.Volume
-	root    *testpki.CA
+	vol     *pkitest.Volume
+	root    *pkitest.CA
 	events  chan *corev1.Event
 	cancel  context.CancelFunc
 	done    chan error
@@ -143,13 +143,13 @@ const goodToken = "eyJ.web.sig"
 func startApp(t *testing.T, withIssuer bool) *env {
 	t.Helper()
 	dir := t.TempDir()
-	root := testpki.NewRoot(t, "root", testpki.Options{})
-	old := testpki.NewRoot(t, "old root", testpki.Options{})
+	root := pkitest.NewRoot(t, "root", pkitest.Options{})
+	old := pkitest.NewRoot(t, "old root", pkitest.Options{})
 	anchorsFile := filepath.Join(dir, "ca-bundle.crt")
-	testpki.WriteFile(t, dir, "ca-bundle.crt", testpki.CertsPEM(old.Cert, root.Cert))
-	vol := testpki.NewVolume(t)
+	pkitest.WriteFile(t, dir, "ca-bundle.crt", pkitest.CertsPEM(old.Cert, root.Cert))
+	vol := pkitest.NewVolume(t)
 	if withIssuer {
-		iss := testpki.NewIssuer(t, "issuer-1", root, testpki.Options{})
+		iss := pkitest.NewIssuer(t, "issuer-1", root, pkitest.Options{})
 		vol.Publish(t, map[string][]byte{"crt.pem": iss.CertPEM(), "key.pem": iss.KeyPEM(t)})
 	}
 
@@ -228,7 +228,7 @@ func TestRunServesCertify(t *testing.T) {
 	web := "web.default.serviceaccount.identity.linkerd.cluster.local"
 	ctx := context.Background()
 	resp, err := client.Certify(ctx, &identityv1.CertifyRequest{
-		Identity: web, Token: []byte(goodToken), CertificateSigningRequest: testpki.CSR{DNSNames: []string{web}}.DER(t),
+		Identity: web, Token: []byte(goodToken), CertificateSigningRequest: pkitest.CSR{DNSNames: []string{web}}.DER(t),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -253,9 +253,9 @@ func TestRunServesCertify(t *testing.T) {
 		code codes.Code
 	}{
 		{"another identity", &identityv1.CertifyRequest{Identity: "db.default.serviceaccount.identity.linkerd.cluster.local", Token: []byte(goodToken),
-			CertificateSigningRequest: testpki.CSR{DNSNames: []string{"db.default.serviceaccount.identity.linkerd.cluster.local"}}.DER(t)}, codes.FailedPrecondition},
+			CertificateSigningRequest: pkitest.CSR{DNSNames: []string{"db.default.serviceaccount.identity.linkerd.cluster.local"}}.DER(t)}, codes.FailedPrecondition},
 		{"unknown token", &identityv1.CertifyRequest{Identity: web, Token: []byte("eyJ.x.y"),
-			CertificateSigningRequest: testpki.CSR{DNSNames: []string{web}}.DER(t)}, codes.Unauthenticated},
+			CertificateSigningRequest: pkitest.CSR{DNSNames: []string{web}}.DER(t)}, codes.Unauthenticated},
 		{"message too large", &identityv1.CertifyRequest{Identity: web, Token: bytes.Repeat([]byte("a"), 9<<10)}, codes.ResourceExhausted},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -314,14 +314,14 @@ func TestRunWaitsForIssuer(t *testing.T) {
 	if code, _ := e.get(t, "/ready"); code != http.StatusServiceUnavailable {
 		t.Errorf("/ready %d without an issuer", code)
 	}
-	iss := testpki.NewIssuer(t, "late", e.root, testpki.Options{})
+	iss := pkitest.NewIssuer(t, "late", e.root, pkitest.Options{})
 	e.vol.Publish(t, map[string][]byte{"crt.pem": iss.CertPEM(), "key.pem": iss.KeyPEM(t)})
 	// The first issuer is a load, not an update: no event. Wait for it by
 	// asking for a certificate until the TLS handshake succeeds.
 	client := e.dial(t)
 	web := "web.default.serviceaccount.identity.linkerd.cluster.local"
 	resp, err := client.Certify(context.Background(), &identityv1.CertifyRequest{
-		Identity: web, Token: []byte(goodToken), CertificateSigningRequest: testpki.CSR{DNSNames: []string{web}}.DER(t),
+		Identity: web, Token: []byte(goodToken), CertificateSigningRequest: pkitest.CSR{DNSNames: []string{web}}.DER(t),
 	}, grpc.WaitForReady(true))
 	if err != nil {
 		t.Fatal(err)

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
-	"github.com/linkerd-go/linkerd-go/tools/testkit/testpki"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/pkitest"
 )
 
 // BenchmarkCertifyLocal measures Certify without the network and without the
@@ -14,7 +14,7 @@ import (
 func BenchmarkCertifyLocal(b *testing.B) {
 	f := newFixture(b, fixtureOptions{maxConcurrent: 1 << 10})
 	web := name("web", "default")
-	req := &identityv1.CertifyRequest{Identity: web, Token: []byte(tokenWeb), CertificateSigningRequest: testpki.CSR{DNSNames: []string{web}}.DER(b)}
+	req := &identityv1.CertifyRequest{Identity: web, Token: []byte(tokenWeb), CertificateSigningRequest: pkitest.CSR{DNSNames: []string{web}}.DER(b)}
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {

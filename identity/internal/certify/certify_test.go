@@ -24,7 +24,7 @@ import (
 	"github.com/linkerd-go/linkerd-go/identity/internal/metrics"
 	"github.com/linkerd-go/linkerd-go/identity/internal/pki"
 	"github.com/linkerd-go/linkerd-go/identity/internal/token"
-	"github.com/linkerd-go/linkerd-go/tools/testkit/testpki"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/pkitest"
 )
 
 const (
@@ -102,7 +102,7 @@ type fixture struct {
 	anchors  *pki.Anchors
 	now      time.Time
 	clock    *time.Time
-	issuer   *testpki.CA
+	issuer   *pkitest.CA
 }
 
 type fixtureOptions struct {
@@ -116,11 +116,11 @@ type fixtureOptions struct {
 func newFixture(t testing.TB, o fixtureOptions) *fixture {
 	t.Helper()
 	now := time.Now().Truncate(time.Second)
-	other := testpki.NewRoot(t, "other root", testpki.Options{})
-	root := testpki.NewRoot(t, "root.linkerd.cluster.local", testpki.Options{})
-	bundle := testpki.CertsPEM(root.Cert)
+	other := pkitest.NewRoot(t, "other root", pkitest.Options{})
+	root := pkitest.NewRoot(t, "root.linkerd.cluster.local", pkitest.Options{})
+	bundle := pkitest.CertsPEM(root.Cert)
 	if o.secondAnchor {
-		bundle = testpki.CertsPEM(other.Cert, root.Cert)
+		bundle = pkitest.CertsPEM(other.Cert, root.Cert)
 	}
 	anchors, err := pki.ParseAnchors(bundle)
 	if err != nil {
@@ -128,9 +128,9 @@ func newFixture(t testing.TB, o fixtureOptions) *fixture {
 	}
 	parent := root
 	if o.intermediate {
-		parent = testpki.NewIssuer(t, "intermediate", root, testpki.Options{})
+		parent = pkitest.NewIssuer(t, "intermediate", root, pkitest.Options{})
 	}
-	iss := testpki.NewIssuer(t, "identity.linkerd.cluster.local", parent, testpki.Options{NotAfter: o.issuerNotAfter})
+	iss := pkitest.NewIssuer(t, "identity.linkerd.cluster.local", parent, pkitest.Options{NotAfter: o.issuerNotAfter})
 	clock := now
 	ca := pki.NewCA(anchors, lifetime, skew, func() time.Time { return clock })
 	if !o.noIssuer {
@@ -161,7 +161,7 @@ func sanExtension(t *testing.T, names ...asn1.RawValue) pkix.Extension {
 
 func TestCertifyRefusals(t *testing.T) {
 	web := name("web", "default")
-	goodCSR := testpki.CSR{DNSNames: []string{web}}.DER(t)
+	goodCSR := pkitest.CSR{DNSNames: []string{web}}.DER(t)
 	tampered := append([]byte(nil), goodCSR...)
 	tampered[len(tampered)-3] ^= 0xff
 
@@ -183,9 +183,9 @@ func TestCertifyRefusals(t *testing.T) {
 		{name: "identity malformed", identity: "web.default.svc.cluster.local", token: tokenWeb, csr: goodCSR, code: codes.InvalidArgument, reason: metrics.ReasonBadRequest},
 		{name: "identity with upper case", identity: name("Web", "default"), token: tokenWeb, csr: goodCSR, code: codes.InvalidArgument, reason: metrics.ReasonBadRequest},
 		{name: "identity of another trust domain", identity: "web.default.serviceaccount.identity.linkerd.example.org", token: tokenWeb,
-			csr: testpki.CSR{DNSNames: []string{"web.default.serviceaccount.identity.linkerd.example.org"}}.DER(t), code: codes.InvalidArgument, reason: metrics.ReasonForeignIdentity},
+			csr: pkitest.CSR{DNSNames: []string{"web.default.serviceaccount.identity.linkerd.example.org"}}.DER(t), code: codes.InvalidArgument, reason: metrics.ReasonForeignIdentity},
 		{name: "identity of another control plane", identity: "web.default.serviceaccount.identity.other.cluster.local", token: tokenWeb,
-			csr: testpki.CSR{DNSNames: []string{"web.default.serviceaccount.identity.other.cluster.local"}}.DER(t), code: codes.InvalidArgument, reason: metrics.ReasonForeignIdentity},
+			csr: pkitest.CSR{DNSNames: []string{"web.default.serviceaccount.identity.other.cluster.local"}}.DER(t), code: codes.InvalidArgument, reason: metrics.ReasonForeignIdentity},
 		{name: "token missing", identity: web, csr: goodCSR, code: codes.InvalidArgument, reason: metrics.ReasonBadRequest},
 		{name: "token too long", identity: web, token: "a." + strings.Repeat("b", MaxTokenLength) + ".c", csr: goodCSR, code: codes.InvalidArgument, reason: metrics.ReasonBadRequest},
 		{name: "csr missing", identity: web, token: tokenWeb, code: codes.InvalidArgument, reason: metrics.ReasonBadRequest},
@@ -193,21 +193,21 @@ func TestCertifyRefusals(t *testing.T) {
 		{name: "garbage DER", identity: web, token: tokenWeb, csr: []byte("\x30\x82\x01\x00garbage"), code: codes.InvalidArgument, reason: metrics.ReasonMalformedCSR},
 		{name: "PEM instead of DER", identity: web, token: tokenWeb, csr: []byte("-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n"), code: codes.InvalidArgument, reason: metrics.ReasonMalformedCSR},
 		{name: "signature does not verify", identity: web, token: tokenWeb, csr: tampered, code: codes.InvalidArgument, reason: metrics.ReasonMalformedCSR},
-		{name: "wrong algorithm: RSA", identity: web, token: tokenWeb, csr: testpki.CSR{Key: testpki.RSAKey(t), DNSNames: []string{web}}.DER(t), code: codes.InvalidArgument, reason: metrics.ReasonMalformedCSR, contains: "not ECDSA P-256"},
-		{name: "wrong algorithm: P-384", identity: web, token: tokenWeb, csr: testpki.CSR{Key: testpki.P384Key(t), DNSNames: []string{web}}.DER(t), code: codes.InvalidArgument, reason: metrics.ReasonMalformedCSR, contains: "P-384"},
-		{name: "wrong algorithm: Ed25519", identity: web, token: tokenWeb, csr: testpki.CSR{Key: testpki.Ed25519Key(t), DNSNames: []string{web}}.DER(t), code: codes.InvalidArgument, reason: metrics.ReasonMalformedCSR},
-		{name: "no SAN", identity: web, token: tokenWeb, csr: testpki.CSR{CommonName: web}.DER(t), code: codes.FailedPrecondition, reason: metrics.ReasonCSRNames},
-		{name: "wrong SAN", identity: web, token: tokenWeb, csr: testpki.CSR{DNSNames: []string{name("db", "default")}}.DER(t), code: codes.FailedPrecondition, reason: metrics.ReasonCSRNames},
-		{name: "extra DNS SAN", identity: web, token: tokenWeb, csr: testpki.CSR{DNSNames: []string{web, "kubernetes.default.svc"}}.DER(t), code: codes.FailedPrecondition, reason: metrics.ReasonCSRNames},
-		{name: "same DNS SAN twice", identity: web, token: tokenWeb, csr: testpki.CSR{DNSNames: []string{web, web}}.DER(t), code: codes.FailedPrecondition, reason: metrics.ReasonCSRNames},
-		{name: "IP SAN", identity: web, token: tokenWeb, csr: testpki.CSR{DNSNames: []string{web}, IPAddresses: []net.IP{net.IPv4(10, 0, 0, 1)}}.DER(t), code: codes.FailedPrecondition, reason: metrics.ReasonCSRNames},
-		{name: "URI SAN", identity: web, token: tokenWeb, csr: testpki.CSR{DNSNames: []string{web}, URIs: []*url.URL{{Scheme: "spiffe", Host: "cluster.local", Path: "/ns/default/sa/web"}}}.DER(t), code: codes.FailedPrecondition, reason: metrics.ReasonCSRNames},
-		{name: "e-mail SAN", identity: web, token: tokenWeb, csr: testpki.CSR{DNSNames: []string{web}, Emails: []string{"web@example.org"}}.DER(t), code: codes.FailedPrecondition, reason: metrics.ReasonCSRNames},
-		{name: "otherName SAN", identity: web, token: tokenWeb, csr: testpki.CSR{ExtraExtensions: []pkix.Extension{sanExtension(t,
+		{name: "wrong algorithm: RSA", identity: web, token: tokenWeb, csr: pkitest.CSR{Key: pkitest.RSAKey(t), DNSNames: []string{web}}.DER(t), code: codes.InvalidArgument, reason: metrics.ReasonMalformedCSR, contains: "not ECDSA P-256"},
+		{name: "wrong algorithm: P-384", identity: web, token: tokenWeb, csr: pkitest.CSR{Key: pkitest.P384Key(t), DNSNames: []string{web}}.DER(t), code: codes.InvalidArgument, reason: metrics.ReasonMalformedCSR, contains: "P-384"},
+		{name: "wrong algorithm: Ed25519", identity: web, token: tokenWeb, csr: pkitest.CSR{Key: pkitest.Ed25519Key(t), DNSNames: []string{web}}.DER(t), code: codes.InvalidArgument, reason: metrics.ReasonMalformedCSR},
+		{name: "no SAN", identity: web, token: tokenWeb, csr: pkitest.CSR{CommonName: web}.DER(t), code: codes.FailedPrecondition, reason: metrics.ReasonCSRNames},
+		{name: "wrong SAN", identity: web, token: tokenWeb, csr: pkitest.CSR{DNSNames: []string{name("db", "default")}}.DER(t), code: codes.FailedPrecondition, reason: metrics.ReasonCSRNames},
+		{name: "extra DNS SAN", identity: web, token: tokenWeb, csr: pkitest.CSR{DNSNames: []string{web, "kubernetes.default.svc"}}.DER(t), code: codes.FailedPrecondition, reason: metrics.ReasonCSRNames},
+		{name: "same DNS SAN twice", identity: web, token: tokenWeb, csr: pkitest.CSR{DNSNames: []string{web, web}}.DER(t), code: codes.FailedPrecondition, reason: metrics.ReasonCSRNames},
+		{name: "IP SAN", identity: web, token: tokenWeb, csr: pkitest.CSR{DNSNames: []string{web}, IPAddresses: []net.IP{net.IPv4(10, 0, 0, 1)}}.DER(t), code: codes.FailedPrecondition, reason: metrics.ReasonCSRNames},
+		{name: "URI SAN", identity: web, token: tokenWeb, csr: pkitest.CSR{DNSNames: []string{web}, URIs: []*url.URL{{Scheme: "spiffe", Host: "cluster.local", Path: "/ns/default/sa/web"}}}.DER(t), code: codes.FailedPrecondition, reason: metrics.ReasonCSRNames},
+		{name: "e-mail SAN", identity: web, token: tokenWeb, csr: pkitest.CSR{DNSNames: []string{web}, Emails: []string{"web@example.org"}}.DER(t), code: codes.FailedPrecondition, reason: metrics.ReasonCSRNames},
+		{name: "otherName SAN", identity: web, token: tokenWeb, csr: pkitest.CSR{ExtraExtensions: []pkix.Extension{sanExtension(t,
 			asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 2, Bytes: []byte(web)},
 			asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: []byte{0x06, 0x01, 0x2a, 0xa0, 0x03, 0x0c, 0x01, 0x78}},
 		)}}.DER(t), code: codes.FailedPrecondition, reason: metrics.ReasonCSRNames},
-		{name: "CN mismatch", identity: web, token: tokenWeb, csr: testpki.CSR{CommonName: "system:masters", DNSNames: []string{web}}.DER(t), code: codes.FailedPrecondition, reason: metrics.ReasonCSRNames},
+		{name: "CN mismatch", identity: web, token: tokenWeb, csr: pkitest.CSR{CommonName: "system:masters", DNSNames: []string{web}}.DER(t), code: codes.FailedPrecondition, reason: metrics.ReasonCSRNames},
 		{name: "token not a JWT", identity: web, token: "not a token", csr: goodCSR, code: codes.InvalidArgument, reason: metrics.ReasonMalformedToken},
 		{name: "token malformed per the reviewer", identity: web, token: tokenMalformed, csr: goodCSR, code: codes.InvalidArgument, reason: metrics.ReasonMalformedToken},
 		{name: "token not authenticated", identity: web, token: "eyJ.unknown.sig", csr: goodCSR, code: codes.Unauthenticated, reason: metrics.ReasonUnauthenticated},
@@ -218,7 +218,7 @@ func TestCertifyRefusals(t *testing.T) {
 		{name: "token review unexpected error", identity: web, token: tokenUnknownErr, csr: goodCSR, code: codes.Unavailable, reason: metrics.ReasonTokenReview},
 		{name: "name of another ServiceAccount", identity: web, token: tokenOtherSA, csr: goodCSR, code: codes.FailedPrecondition, reason: metrics.ReasonIdentityDenied, contains: "default/other"},
 		{name: "name of the same ServiceAccount in another namespace", identity: name("web", "prod"), token: tokenWeb,
-			csr: testpki.CSR{DNSNames: []string{name("web", "prod")}}.DER(t), code: codes.FailedPrecondition, reason: metrics.ReasonIdentityDenied},
+			csr: pkitest.CSR{DNSNames: []string{name("web", "prod")}}.DER(t), code: codes.FailedPrecondition, reason: metrics.ReasonIdentityDenied},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -261,18 +261,18 @@ func TestCertifyIssues(t *testing.T) {
 		fixture fixtureOptions
 		// clamp: the issuer expires before the leaf would.
 		clamp bool
-		csr   testpki.CSR
+		csr   pkitest.CSR
 	}{
-		{name: "CSR with empty common name", csr: testpki.CSR{DNSNames: []string{web}}},
-		{name: "CSR with common name equal to the identity", csr: testpki.CSR{CommonName: web, DNSNames: []string{web}}},
-		{name: "issuer under an intermediate", fixture: fixtureOptions{intermediate: true}, csr: testpki.CSR{DNSNames: []string{web}}},
-		{name: "issuer under the second of two anchors", fixture: fixtureOptions{secondAnchor: true}, csr: testpki.CSR{DNSNames: []string{web}}},
-		{name: "leaf never outlives the issuer", fixture: fixtureOptions{issuerNotAfter: time.Now().Add(time.Hour).Truncate(time.Second)}, clamp: true, csr: testpki.CSR{DNSNames: []string{web}}},
+		{name: "CSR with empty common name", csr: pkitest.CSR{DNSNames: []string{web}}},
+		{name: "CSR with common name equal to the identity", csr: pkitest.CSR{CommonName: web, DNSNames: []string{web}}},
+		{name: "issuer under an intermediate", fixture: fixtureOptions{intermediate: true}, csr: pkitest.CSR{DNSNames: []string{web}}},
+		{name: "issuer under the second of two anchors", fixture: fixtureOptions{secondAnchor: true}, csr: pkitest.CSR{DNSNames: []string{web}}},
+		{name: "leaf never outlives the issuer", fixture: fixtureOptions{issuerNotAfter: time.Now().Add(time.Hour).Truncate(time.Second)}, clamp: true, csr: pkitest.CSR{DNSNames: []string{web}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, tc.fixture)
-			key := testpki.ECKey(t)
+			key := pkitest.ECKey(t)
 			tc.csr.Key = key
 			resp, err := f.svc.Certify(context.Background(), &identityv1.CertifyRequest{
 				Identity: web, Token: []byte(tokenWeb), CertificateSigningRequest: tc.csr.DER(t),
@@ -360,7 +360,7 @@ func TestCertifySerialsDiffer(t *testing.T) {
 	seen := map[string]bool{}
 	for range 3 {
 		resp, err := f.svc.Certify(context.Background(), &identityv1.CertifyRequest{
-			Identity: web, Token: []byte(tokenWeb), CertificateSigningRequest: testpki.CSR{DNSNames: []string{web}}.DER(t),
+			Identity: web, Token: []byte(tokenWeb), CertificateSigningRequest: pkitest.CSR{DNSNames: []string{web}}.DER(t),
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -376,7 +376,7 @@ func TestCertifySerialsDiffer(t *testing.T) {
 func TestCertifyConcurrencyLimit(t *testing.T) {
 	f := newFixture(t, fixtureOptions{maxConcurrent: 2})
 	web := name("web", "default")
-	req := &identityv1.CertifyRequest{Identity: web, Token: []byte(tokenBlock), CertificateSigningRequest: testpki.CSR{DNSNames: []string{web}}.DER(t)}
+	req := &identityv1.CertifyRequest{Identity: web, Token: []byte(tokenBlock), CertificateSigningRequest: pkitest.CSR{DNSNames: []string{web}}.DER(t)}
 	var wg sync.WaitGroup
 	errs := make(chan error, 2)
 	for range 2 {
@@ -415,7 +415,7 @@ func TestCertifyCancelledReview(t *testing.T) {
 	web := name("web", "default")
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := f.svc.Certify(ctx, &identityv1.CertifyRequest{Identity: web, Token: []byte(tokenBlock), CertificateSigningRequest: testpki.CSR{DNSNames: []string{web}}.DER(t)})
+	_, err := f.svc.Certify(ctx, &identityv1.CertifyRequest{Identity: web, Token: []byte(tokenBlock), CertificateSigningRequest: pkitest.CSR{DNSNames: []string{web}}.DER(t)})
 	if status.Code(err) != codes.Canceled {
 		t.Fatalf("%v, want Canceled", err)
 	}

@@ -15,7 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
-	"github.com/linkerd-go/linkerd-go/tools/testkit/testpki"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/pkitest"
 )
 
 var writeCorpus = flag.Bool("write-corpus", false, "rewrite the seed corpus of FuzzCertify in testdata/fuzz")
@@ -27,23 +27,23 @@ func TestWriteFuzzCorpus(t *testing.T) {
 		return
 	}
 	web := name("web", "default")
-	good := testpki.CSR{DNSNames: []string{web}}.DER(t)
+	good := pkitest.CSR{DNSNames: []string{web}}.DER(t)
 	seeds := []struct {
 		name            string
 		identity, token string
 		csr             []byte
 	}{
 		{"valid", web, tokenWeb, good},
-		{"valid-cn", web, tokenWeb, testpki.CSR{CommonName: web, DNSNames: []string{web}}.DER(t)},
+		{"valid-cn", web, tokenWeb, pkitest.CSR{CommonName: web, DNSNames: []string{web}}.DER(t)},
 		{"other-sa", web, tokenOtherSA, good},
 		{"not-sa", web, tokenNotSA, good},
 		{"unauthenticated", web, "eyJ.x.y", good},
 		{"review-down", web, tokenReviewDown, good},
-		{"wrong-san", web, tokenWeb, testpki.CSR{DNSNames: []string{name("db", "default")}}.DER(t)},
-		{"extra-san", web, tokenWeb, testpki.CSR{DNSNames: []string{web, "x.example"}}.DER(t)},
-		{"ip-san", web, tokenWeb, testpki.CSR{DNSNames: []string{web}, IPAddresses: []net.IP{net.IPv4(10, 1, 2, 3)}}.DER(t)},
-		{"cn-mismatch", web, tokenWeb, testpki.CSR{CommonName: "admin", DNSNames: []string{web}}.DER(t)},
-		{"p384", web, tokenWeb, testpki.CSR{Key: testpki.P384Key(t), DNSNames: []string{web}}.DER(t)},
+		{"wrong-san", web, tokenWeb, pkitest.CSR{DNSNames: []string{name("db", "default")}}.DER(t)},
+		{"extra-san", web, tokenWeb, pkitest.CSR{DNSNames: []string{web, "x.example"}}.DER(t)},
+		{"ip-san", web, tokenWeb, pkitest.CSR{DNSNames: []string{web}, IPAddresses: []net.IP{net.IPv4(10, 1, 2, 3)}}.DER(t)},
+		{"cn-mismatch", web, tokenWeb, pkitest.CSR{CommonName: "admin", DNSNames: []string{web}}.DER(t)},
+		{"p384", web, tokenWeb, pkitest.CSR{Key: pkitest.P384Key(t), DNSNames: []string{web}}.DER(t)},
 		{"garbage", web, tokenWeb, []byte("\x30\x03\x02\x01\x00")},
 		{"empty", "", "", nil},
 		{"foreign-domain", "web.default.serviceaccount.identity.linkerd.example.org", tokenWeb, good},

@@ -15,7 +15,7 @@ import (
 
 	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
 	"github.com/linkerd-go/linkerd-go/identity/internal/token"
-	"github.com/linkerd-go/linkerd-go/tools/testkit/testpki"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/pkitest"
 )
 
 // benchWorkloads are ServiceAccounts with their identity names, tokens and
@@ -36,7 +36,7 @@ func benchWorkloads(b *testing.B, n int) []benchWorkload {
 	var out []benchWorkload
 	for _, sa := range sas {
 		id := identityName(sa, ns)
-		out = append(out, benchWorkload{id: id, token: []byte(createToken(b, ns, sa, identityv1.TokenAudience)), csr: testpki.CSR{DNSNames: []string{id}}.DER(b)})
+		out = append(out, benchWorkload{id: id, token: []byte(createToken(b, ns, sa, identityv1.TokenAudience)), csr: pkitest.CSR{DNSNames: []string{id}}.DER(b)})
 	}
 	return out
 }
@@ -132,10 +132,10 @@ func runParallel(b *testing.B, call func(i int) error) {
 // TLS to the component, which reviews each token with the real API server
 // and signs the CSR.
 func BenchmarkCertify(b *testing.B) {
-	root := testpki.NewRoot(b, "root", testpki.Options{})
-	iss := testpki.NewIssuer(b, "issuer", root, testpki.Options{})
+	root := pkitest.NewRoot(b, "root", pkitest.Options{})
+	iss := pkitest.NewIssuer(b, "issuer", root, pkitest.Options{})
 	c := startComponent(b, componentOptions{
-		anchors:      []*testpki.CA{root},
+		anchors:      []*pkitest.CA{root},
 		issuerFiles:  map[string][]byte{"crt.pem": iss.CertPEM(), "key.pem": iss.KeyPEM(b)},
 		issuerSecret: "issuer-bench",
 	})

@@ -18,11 +18,11 @@ import (
 
 	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
 	"github.com/linkerd-go/linkerd-go/api/mesh"
-	"github.com/linkerd-go/linkerd-go/tools/testkit/testpki"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/pkitest"
 )
 
 func csr(t testing.TB, id string) []byte {
-	return testpki.CSR{DNSNames: []string{id}}.DER(t)
+	return pkitest.CSR{DNSNames: []string{id}}.DER(t)
 }
 
 // verifyLeaf checks the response's leaf against the anchors for id and
@@ -52,10 +52,10 @@ func verifyLeaf(t testing.TB, c *component, resp *identityv1.CertifyResponse, id
 }
 
 func TestCertifyWithRealTokenReviews(t *testing.T) {
-	root := testpki.NewRoot(t, "root", testpki.Options{})
-	iss := testpki.NewIssuer(t, "issuer", root, testpki.Options{})
+	root := pkitest.NewRoot(t, "root", pkitest.Options{})
+	iss := pkitest.NewIssuer(t, "issuer", root, pkitest.Options{})
 	c := startComponent(t, componentOptions{
-		anchors:      []*testpki.CA{root},
+		anchors:      []*pkitest.CA{root},
 		issuerFiles:  map[string][]byte{"crt.pem": iss.CertPEM(), "key.pem": iss.KeyPEM(t)},
 		issuerSecret: "issuer-certify",
 	})
@@ -124,13 +124,13 @@ func TestCertifyWithRealTokenReviews(t *testing.T) {
 // from the new issuer under it, with no restart; an issuer that does not
 // chain to the anchors is refused and the current one kept.
 func TestIssuerRotation(t *testing.T) {
-	oldRoot := testpki.NewRoot(t, "old root", testpki.Options{})
-	newRoot := testpki.NewRoot(t, "new root", testpki.Options{})
-	first := testpki.NewIssuer(t, "first issuer", oldRoot, testpki.Options{})
+	oldRoot := pkitest.NewRoot(t, "old root", pkitest.Options{})
+	newRoot := pkitest.NewRoot(t, "new root", pkitest.Options{})
+	first := pkitest.NewIssuer(t, "first issuer", oldRoot, pkitest.Options{})
 	secret := fmt.Sprintf("issuer-rotation-%d", nsCounter.Add(1))
 	events := watchEvents(t, secret)
 	c := startComponent(t, componentOptions{
-		anchors:      []*testpki.CA{oldRoot},
+		anchors:      []*pkitest.CA{oldRoot},
 		issuerFiles:  map[string][]byte{"crt.pem": first.CertPEM(), "key.pem": first.KeyPEM(t)},
 		issuerSecret: secret,
 	})
@@ -155,9 +155,9 @@ func TestIssuerRotation(t *testing.T) {
 
 	// As a platform team rotates: the new root joins the bundle (proxies
 	// get it too), then the issuer under it replaces the old one.
-	c.trustRoots.Publish(t, map[string][]byte{"ca-bundle.crt": testpki.CertsPEM(oldRoot.Cert, newRoot.Cert)})
+	c.trustRoots.Publish(t, map[string][]byte{"ca-bundle.crt": pkitest.CertsPEM(oldRoot.Cert, newRoot.Cert)})
 	c.anchors.AddCert(newRoot.Cert)
-	second := testpki.NewIssuer(t, "second issuer", newRoot, testpki.Options{})
+	second := pkitest.NewIssuer(t, "second issuer", newRoot, pkitest.Options{})
 	c.issuer.Publish(t, map[string][]byte{"crt.pem": second.CertPEM(), "key.pem": second.KeyPEM(t)})
 	ev := nextEvent(t, events, "IssuerUpdated")
 	if !strings.Contains(ev.Message, "second issuer") || ev.Type != "Normal" || ev.InvolvedObject.Kind != "Secret" || ev.Source.Component != "linkerd-identity" {
@@ -167,8 +167,8 @@ func TestIssuerRotation(t *testing.T) {
 		t.Fatalf("after rotation: leaf by %q, server certificate by %q", leafIss, srvIss)
 	}
 
-	foreignRoot := testpki.NewRoot(t, "foreign root", testpki.Options{})
-	foreign := testpki.NewIssuer(t, "foreign issuer", foreignRoot, testpki.Options{})
+	foreignRoot := pkitest.NewRoot(t, "foreign root", pkitest.Options{})
+	foreign := pkitest.NewIssuer(t, "foreign issuer", foreignRoot, pkitest.Options{})
 	c.issuer.Publish(t, map[string][]byte{"crt.pem": foreign.CertPEM(), "key.pem": foreign.KeyPEM(t)})
 	ev = nextEvent(t, events, "IssuerValidationFailed")
 	if !strings.Contains(ev.Message, "does not chain to the trust anchors") || ev.Type != "Warning" {
@@ -184,12 +184,12 @@ func TestIssuerRotation(t *testing.T) {
 
 // cert-manager writes a kubernetes.io/tls Secret: tls.crt, tls.key and ca.crt.
 func TestKubernetesTLSScheme(t *testing.T) {
-	root := testpki.NewRoot(t, "root", testpki.Options{})
-	iss := testpki.NewIssuer(t, "cert-manager issuer", root, testpki.Options{})
+	root := pkitest.NewRoot(t, "root", pkitest.Options{})
+	iss := pkitest.NewIssuer(t, "cert-manager issuer", root, pkitest.Options{})
 	c := startComponent(t, componentOptions{
-		anchors:      []*testpki.CA{root},
+		anchors:      []*pkitest.CA{root},
 		scheme:       mesh.IssuerSchemeKubernetes,
-		issuerFiles:  map[string][]byte{"tls.crt": iss.CertPEM(), "tls.key": iss.KeyPEM(t), "ca.crt": testpki.CertsPEM(root.Cert)},
+		issuerFiles:  map[string][]byte{"tls.crt": iss.CertPEM(), "tls.key": iss.KeyPEM(t), "ca.crt": pkitest.CertsPEM(root.Cert)},
 		issuerSecret: "issuer-kubernetes-tls",
 	})
 	ns := newNamespace(t, "web")

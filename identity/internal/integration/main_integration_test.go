@@ -28,7 +28,7 @@ import (
 	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
 	"github.com/linkerd-go/linkerd-go/identity/internal/app"
 	"github.com/linkerd-go/linkerd-go/tools/testkit/kubetest"
-	"github.com/linkerd-go/linkerd-go/tools/testkit/testpki"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/pkitest"
 )
 
 const controlPlaneNS = "linkerd"
@@ -140,14 +140,14 @@ type component struct {
 	app     *app.App
 	cfg     app.Config
 	anchors *x509.CertPool
-	issuer  *testpki.Volume
+	issuer  *pkitest.Volume
 	// trustRoots is the mounted trust-roots ConfigMap (ca-bundle.crt).
-	trustRoots *testpki.Volume
+	trustRoots *pkitest.Volume
 	done       chan error
 }
 
 type componentOptions struct {
-	anchors      []*testpki.CA
+	anchors      []*pkitest.CA
 	scheme       string
 	issuerFiles  map[string][]byte
 	issuerSecret string
@@ -158,12 +158,12 @@ func startComponent(t testing.TB, o componentOptions) *component {
 	var bundle []byte
 	pool := x509.NewCertPool()
 	for _, a := range o.anchors {
-		bundle = append(bundle, testpki.CertsPEM(a.Cert)...)
+		bundle = append(bundle, pkitest.CertsPEM(a.Cert)...)
 		pool.AddCert(a.Cert)
 	}
-	anchorsVol := testpki.NewVolume(t)
+	anchorsVol := pkitest.NewVolume(t)
 	anchorsVol.Publish(t, map[string][]byte{"ca-bundle.crt": bundle})
-	vol := testpki.NewVolume(t)
+	vol := pkitest.NewVolume(t)
 	vol.Publish(t, o.issuerFiles)
 
 	cfg := app.DefaultConfig()

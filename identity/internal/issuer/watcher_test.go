@@ -19,7 +19,7 @@ import (
 	"github.com/linkerd-go/linkerd-go/api/mesh"
 	"github.com/linkerd-go/linkerd-go/identity/internal/metrics"
 	"github.com/linkerd-go/linkerd-go/identity/internal/pki"
-	"github.com/linkerd-go/linkerd-go/tools/testkit/testpki"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/pkitest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -29,13 +29,13 @@ type fixture struct {
 	ca       *pki.CA
 	recorder *record.FakeRecorder
 	metrics  *metrics.Metrics
-	root     *testpki.CA
+	root     *pkitest.CA
 }
 
 func newFixture(t *testing.T, cfg Config) *fixture {
 	t.Helper()
-	root := testpki.NewRoot(t, "root", testpki.Options{})
-	anchors, err := pki.ParseAnchors(testpki.CertsPEM(root.Cert))
+	root := pkitest.NewRoot(t, "root", pkitest.Options{})
+	anchors, err := pki.ParseAnchors(pkitest.CertsPEM(root.Cert))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func newFixture(t *testing.T, cfg Config) *fixture {
 	return &fixture{w: w, ca: ca, recorder: rec, metrics: m, root: root}
 }
 
-func files(t *testing.T, c *testpki.CA, scheme string) map[string][]byte {
+func files(t *testing.T, c *pkitest.CA, scheme string) map[string][]byte {
 	crt, key, err := pki.IssuerFiles(scheme)
 	if err != nil {
 		t.Fatal(err)
@@ -85,9 +85,9 @@ func (f *fixture) noEvent(t *testing.T) {
 func TestReloadAndRun(t *testing.T) {
 	for _, scheme := range []string{mesh.IssuerSchemeLinkerd, mesh.IssuerSchemeKubernetes} {
 		t.Run(scheme, func(t *testing.T) {
-			vol := testpki.NewVolume(t)
+			vol := pkitest.NewVolume(t)
 			f := newFixture(t, Config{Dir: vol.Dir, Scheme: scheme})
-			first := testpki.NewIssuer(t, "first", f.root, testpki.Options{})
+			first := pkitest.NewIssuer(t, "first", f.root, pkitest.Options{})
 			vol.Publish(t, files(t, first, scheme))
 
 			if err := f.w.Reload(); err != nil {
@@ -112,7 +112,7 @@ func TestReloadAndRun(t *testing.T) {
 			<-watching // Run reloads once its watch is in place
 
 			// A kubelet-style update to an issuer that chains to the anchors.
-			second := testpki.NewIssuer(t, "second", f.root, testpki.Options{})
+			second := pkitest.NewIssuer(t, "second", f.root, pkitest.Options{})
 			vol.Publish(t, files(t, second, scheme))
 			if e := f.nextEvent(t); !strings.HasPrefix(e, "Normal IssuerUpdated") || !strings.Contains(e, "second") {
 				t.Fatalf("event %q, want IssuerUpdated naming the second issuer", e)
@@ -122,7 +122,7 @@ func TestReloadAndRun(t *testing.T) {
 			}
 
 			// An issuer of another root is refused; the second stays.
-			foreign := testpki.NewIssuer(t, "foreign", testpki.NewRoot(t, "stranger", testpki.Options{}), testpki.Options{})
+			foreign := pkitest.NewIssuer(t, "foreign", pkitest.NewRoot(t, "stranger", pkitest.Options{}), pkitest.Options{})
 			vol.Publish(t, files(t, foreign, scheme))
 			if e := f.nextEvent(t); !strings.HasPrefix(e, "Warning IssuerValidationFailed") || !strings.Contains(e, "does not chain") || !strings.Contains(e, "still using CN=second") {
 				t.Fatalf("event %q, want IssuerValidationFailed keeping the second issuer", e)
@@ -132,7 +132,7 @@ func TestReloadAndRun(t *testing.T) {
 			}
 
 			// A certificate with another's key is refused too.
-			third := testpki.NewIssuer(t, "third", f.root, testpki.Options{})
+			third := pkitest.NewIssuer(t, "third", f.root, pkitest.Options{})
 			crt, key, _ := pki.IssuerFiles(scheme)
 			vol.Publish(t, map[string][]byte{crt: third.CertPEM(), key: second.KeyPEM(t)})
 			if e := f.nextEvent(t); !strings.Contains(e, "IssuerValidationFailed") || !strings.Contains(e, "does not belong") {
@@ -171,9 +171,9 @@ func TestRefusalReportedOnce(t *testing.T) {
 	if got := testutil.ToFloat64(f.metrics.IssuerReloads.WithLabelValues(metrics.IssuerRefused)); got != 1 {
 		t.Errorf("reloads{refused} = %v, want 1", got)
 	}
-	foreign := testpki.NewIssuer(t, "foreign", testpki.NewRoot(t, "stranger", testpki.Options{}), testpki.Options{})
+	foreign := pkitest.NewIssuer(t, "foreign", pkitest.NewRoot(t, "stranger", pkitest.Options{}), pkitest.Options{})
 	for name, data := range files(t, foreign, mesh.IssuerSchemeLinkerd) {
-		testpki.WriteFile(t, dir, name, data)
+		pkitest.WriteFile(t, dir, name, data)
 	}
 	_ = f.w.Reload()
 	if e := f.nextEvent(t); !strings.Contains(e, "does not chain") {
@@ -202,9 +202,9 @@ func TestResyncWithoutNotifications(t *testing.T) {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	iss := testpki.NewIssuer(t, "late", f.root, testpki.Options{})
+	iss := pkitest.NewIssuer(t, "late", f.root, pkitest.Options{})
 	for name, data := range files(t, iss, mesh.IssuerSchemeLinkerd) {
-		testpki.WriteFile(t, dir, name+".tmp", data)
+		pkitest.WriteFile(t, dir, name+".tmp", data)
 		if err := os.Rename(filepath.Join(dir, name+".tmp"), filepath.Join(dir, name)); err != nil {
 			t.Fatal(err)
 		}
@@ -228,13 +228,13 @@ func TestNewRefusesUnknownScheme(t *testing.T) {
 // The trust anchors bundle is reloaded with the issuer: new anchors are taken
 // only together with an issuer that chains to them.
 func TestAnchorsRotation(t *testing.T) {
-	oldRoot := testpki.NewRoot(t, "old root", testpki.Options{})
-	newRoot := testpki.NewRoot(t, "new root", testpki.Options{})
-	anchorsVol, issuerVol := testpki.NewVolume(t), testpki.NewVolume(t)
-	publishAnchors := func(roots ...*testpki.CA) {
+	oldRoot := pkitest.NewRoot(t, "old root", pkitest.Options{})
+	newRoot := pkitest.NewRoot(t, "new root", pkitest.Options{})
+	anchorsVol, issuerVol := pkitest.NewVolume(t), pkitest.NewVolume(t)
+	publishAnchors := func(roots ...*pkitest.CA) {
 		var bundle []byte
 		for _, r := range roots {
-			bundle = append(bundle, testpki.CertsPEM(r.Cert)...)
+			bundle = append(bundle, pkitest.CertsPEM(r.Cert)...)
 		}
 		anchorsVol.Publish(t, map[string][]byte{"ca-bundle.crt": bundle})
 	}
@@ -252,7 +252,7 @@ func TestAnchorsRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := &fixture{w: w, ca: ca, recorder: rec, metrics: m}
-	underOld := testpki.NewIssuer(t, "under old", oldRoot, testpki.Options{})
+	underOld := pkitest.NewIssuer(t, "under old", oldRoot, pkitest.Options{})
 	issuerVol.Publish(t, files(t, underOld, mesh.IssuerSchemeLinkerd))
 	if err := w.Reload(); err != nil {
 		t.Fatal(err)
@@ -281,7 +281,7 @@ func TestAnchorsRotation(t *testing.T) {
 	}
 
 	// Then an issuer under the new root.
-	underNew := testpki.NewIssuer(t, "under new", newRoot, testpki.Options{})
+	underNew := pkitest.NewIssuer(t, "under new", newRoot, pkitest.Options{})
 	issuerVol.Publish(t, files(t, underNew, mesh.IssuerSchemeLinkerd))
 	if err := w.Reload(); err != nil {
 		t.Fatal(err)

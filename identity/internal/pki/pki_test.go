@@ -15,14 +15,14 @@ import (
 	"time"
 
 	"github.com/linkerd-go/linkerd-go/api/mesh"
-	"github.com/linkerd-go/linkerd-go/tools/testkit/testpki"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/pkitest"
 )
 
 func TestParseAnchors(t *testing.T) {
-	a := testpki.NewRoot(t, "a", testpki.Options{})
-	b := testpki.NewRoot(t, "b", testpki.Options{})
-	leafLike := testpki.NewRoot(t, "not a CA", testpki.Options{NotCA: true})
-	got, err := ParseAnchors(testpki.CertsPEM(a.Cert, b.Cert))
+	a := pkitest.NewRoot(t, "a", pkitest.Options{})
+	b := pkitest.NewRoot(t, "b", pkitest.Options{})
+	leafLike := pkitest.NewRoot(t, "not a CA", pkitest.Options{NotCA: true})
+	got, err := ParseAnchors(pkitest.CertsPEM(a.Cert, b.Cert))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +37,7 @@ func TestParseAnchors(t *testing.T) {
 		{"not PEM", "no PEM certificate", []byte("hello")},
 		{"a key", "not a CERTIFICATE", a.KeyPEM(t)},
 		{"garbage certificate", "certificate 1", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte("junk")})},
-		{"not a CA", "not a CA", testpki.CertsPEM(a.Cert, leafLike.Cert)},
+		{"not a CA", "not a CA", pkitest.CertsPEM(a.Cert, leafLike.Cert)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseAnchors(tc.bundle)
@@ -51,11 +51,11 @@ func TestParseAnchors(t *testing.T) {
 	}
 }
 
-func mustAnchors(t *testing.T, cas ...*testpki.CA) *Anchors {
+func mustAnchors(t *testing.T, cas ...*pkitest.CA) *Anchors {
 	t.Helper()
 	var bundle []byte
 	for _, c := range cas {
-		bundle = append(bundle, testpki.CertsPEM(c.Cert)...)
+		bundle = append(bundle, pkitest.CertsPEM(c.Cert)...)
 	}
 	a, err := ParseAnchors(bundle)
 	if err != nil {
@@ -66,17 +66,17 @@ func mustAnchors(t *testing.T, cas ...*testpki.CA) *Anchors {
 
 func TestNewIssuer(t *testing.T) {
 	now := time.Now()
-	root := testpki.NewRoot(t, "root", testpki.Options{})
-	otherRoot := testpki.NewRoot(t, "other root", testpki.Options{})
+	root := pkitest.NewRoot(t, "root", pkitest.Options{})
+	otherRoot := pkitest.NewRoot(t, "other root", pkitest.Options{})
 	anchors := mustAnchors(t, otherRoot, root) // several anchors: the second one signs
-	inter := testpki.NewIssuer(t, "intermediate", root, testpki.Options{})
-	iss := testpki.NewIssuer(t, "issuer", root, testpki.Options{})
-	underInter := testpki.NewIssuer(t, "issuer under intermediate", inter, testpki.Options{})
-	foreign := testpki.NewIssuer(t, "foreign", testpki.NewRoot(t, "stranger", testpki.Options{}), testpki.Options{})
-	notCA := testpki.NewIssuer(t, "not a CA", root, testpki.Options{NotCA: true})
-	expired := testpki.NewIssuer(t, "expired", root, testpki.Options{NotBefore: now.Add(-48 * time.Hour), NotAfter: now.Add(-time.Hour)})
-	shortRoot := testpki.NewRoot(t, "short root", testpki.Options{NotAfter: now.Add(2 * time.Hour)})
-	underShortRoot := testpki.NewIssuer(t, "under short root", shortRoot, testpki.Options{})
+	inter := pkitest.NewIssuer(t, "intermediate", root, pkitest.Options{})
+	iss := pkitest.NewIssuer(t, "issuer", root, pkitest.Options{})
+	underInter := pkitest.NewIssuer(t, "issuer under intermediate", inter, pkitest.Options{})
+	foreign := pkitest.NewIssuer(t, "foreign", pkitest.NewRoot(t, "stranger", pkitest.Options{}), pkitest.Options{})
+	notCA := pkitest.NewIssuer(t, "not a CA", root, pkitest.Options{NotCA: true})
+	expired := pkitest.NewIssuer(t, "expired", root, pkitest.Options{NotBefore: now.Add(-48 * time.Hour), NotAfter: now.Add(-time.Hour)})
+	shortRoot := pkitest.NewRoot(t, "short root", pkitest.Options{NotAfter: now.Add(2 * time.Hour)})
+	underShortRoot := pkitest.NewIssuer(t, "under short root", shortRoot, pkitest.Options{})
 
 	t.Run("issuer signed by an anchor", func(t *testing.T) {
 		got, err := NewIssuer(iss.CertPEM(), iss.KeyPEM(t), anchors, now)
@@ -94,7 +94,7 @@ func TestNewIssuer(t *testing.T) {
 		}
 	})
 	t.Run("issuer under an intermediate, with the anchor in the file", func(t *testing.T) {
-		certPEM := append(underInter.CertPEM(), testpki.CertsPEM(root.Cert)...)
+		certPEM := append(underInter.CertPEM(), pkitest.CertsPEM(root.Cert)...)
 		got, err := NewIssuer(certPEM, underInter.KeyPEM(t), anchors, now)
 		if err != nil {
 			t.Fatal(err)
@@ -120,12 +120,12 @@ func TestNewIssuer(t *testing.T) {
 		if _, err := NewIssuer(iss.CertPEM(), keyPEM, anchors, now); err != nil {
 			t.Errorf("SEC 1 key after EC PARAMETERS: %v", err)
 		}
-		rsaIss := testpki.NewIssuer(t, "rsa issuer", root, testpki.Options{Key: testpki.RSAKey(t)})
+		rsaIss := pkitest.NewIssuer(t, "rsa issuer", root, pkitest.Options{Key: pkitest.RSAKey(t)})
 		pkcs1 := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(rsaIss.Key.(*rsa.PrivateKey))})
 		if _, err := NewIssuer(rsaIss.CertPEM(), pkcs1, anchors, now); err != nil {
 			t.Errorf("PKCS#1 RSA key: %v", err)
 		}
-		edIss := testpki.NewIssuer(t, "ed25519 issuer", root, testpki.Options{Key: testpki.Ed25519Key(t)})
+		edIss := pkitest.NewIssuer(t, "ed25519 issuer", root, pkitest.Options{Key: pkitest.Ed25519Key(t)})
 		if _, err := NewIssuer(edIss.CertPEM(), edIss.KeyPEM(t), anchors, now); err != nil {
 			t.Errorf("PKCS#8 Ed25519 key: %v", err)
 		}
@@ -141,7 +141,7 @@ func TestNewIssuer(t *testing.T) {
 		want         string
 	}{
 		{"does not chain to the anchors", foreign.CertPEM(), foreign.KeyPEM(t), anchors, "does not chain to the trust anchors"},
-		{"intermediate missing from the file", underInter.CertPEM()[:len(testpki.CertsPEM(underInter.Cert))], underInter.KeyPEM(t), anchors, "does not chain"},
+		{"intermediate missing from the file", underInter.CertPEM()[:len(pkitest.CertsPEM(underInter.Cert))], underInter.KeyPEM(t), anchors, "does not chain"},
 		{"not a CA", notCA.CertPEM(), notCA.KeyPEM(t), anchors, "not a CA"},
 		{"expired", expired.CertPEM(), expired.KeyPEM(t), anchors, "does not chain"},
 		{"key of another certificate", iss.CertPEM(), otherPEM, anchors, "does not belong"},
@@ -167,8 +167,8 @@ func TestReadIssuerDir(t *testing.T) {
 	} {
 		t.Run(scheme.scheme, func(t *testing.T) {
 			dir := t.TempDir()
-			testpki.WriteFile(t, dir, scheme.crt, []byte("cert"))
-			testpki.WriteFile(t, dir, scheme.key, []byte("key"))
+			pkitest.WriteFile(t, dir, scheme.crt, []byte("cert"))
+			pkitest.WriteFile(t, dir, scheme.key, []byte("key"))
 			c, k, err := ReadIssuerDir(dir, scheme.scheme)
 			if err != nil || string(c) != "cert" || string(k) != "key" {
 				t.Fatalf("got %q %q %v", c, k, err)
@@ -176,7 +176,7 @@ func TestReadIssuerDir(t *testing.T) {
 		})
 	}
 	t.Run("kubelet volume", func(t *testing.T) {
-		v := testpki.NewVolume(t)
+		v := pkitest.NewVolume(t)
 		v.Publish(t, map[string][]byte{"crt.pem": []byte("cert 1"), "key.pem": []byte("key 1")})
 		c, k, err := ReadIssuerDir(v.Dir, mesh.IssuerSchemeLinkerd)
 		if err != nil || string(c) != "cert 1" || string(k) != "key 1" {
@@ -199,7 +199,7 @@ func TestReadIssuerDir(t *testing.T) {
 	})
 	t.Run("missing file", func(t *testing.T) {
 		dir := t.TempDir()
-		testpki.WriteFile(t, dir, "crt.pem", []byte("cert"))
+		pkitest.WriteFile(t, dir, "crt.pem", []byte("cert"))
 		if _, _, err := ReadIssuerDir(dir, mesh.IssuerSchemeLinkerd); !errors.Is(err, os.ErrNotExist) {
 			t.Fatalf("error %v, want not found", err)
 		}
@@ -212,7 +212,7 @@ func TestReadIssuerDir(t *testing.T) {
 }
 
 func TestServerCert(t *testing.T) {
-	root := testpki.NewRoot(t, "root", testpki.Options{})
+	root := pkitest.NewRoot(t, "root", pkitest.Options{})
 	anchors := mustAnchors(t, root)
 	now := time.Now()
 	ca := NewCA(anchors, time.Hour, 10*time.Second, func() time.Time { return now })
@@ -220,7 +220,7 @@ func TestServerCert(t *testing.T) {
 	if _, err := sc.Get(); !errors.Is(err, ErrNoIssuer) {
 		t.Fatalf("without an issuer: %v", err)
 	}
-	load := func(c *testpki.CA) {
+	load := func(c *pkitest.CA) {
 		t.Helper()
 		iss, err := ca.LoadIssuer(c.CertPEM(), c.KeyPEM(t))
 		if err != nil {
@@ -228,7 +228,7 @@ func TestServerCert(t *testing.T) {
 		}
 		ca.SetIssuer(iss)
 	}
-	first := testpki.NewIssuer(t, "first", root, testpki.Options{})
+	first := pkitest.NewIssuer(t, "first", root, pkitest.Options{})
 	load(first)
 	c1, err := sc.Get()
 	if err != nil {
@@ -241,7 +241,7 @@ func TestServerCert(t *testing.T) {
 	if c2, _ := sc.Get(); c2 != c1 {
 		t.Error("reissued without a reason")
 	}
-	second := testpki.NewIssuer(t, "second", root, testpki.Options{})
+	second := pkitest.NewIssuer(t, "second", root, pkitest.Options{})
 	load(second)
 	c3, _ := sc.Get()
 	if c3 == c1 || c3.Leaf.Issuer.CommonName != "second" {

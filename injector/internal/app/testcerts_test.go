@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/linkerd-go/linkerd-go/tools/testkit/testpki"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/pkitest"
 )
 
 // testPKI is a CA and a serving certificate for 127.0.0.1 signed by it.
@@ -21,13 +21,13 @@ type testPKI struct {
 
 func newTestPKI(t testing.TB) *testPKI {
 	t.Helper()
-	ca := testpki.NewRoot(t, "injector test CA", testpki.Options{NotAfter: time.Now().Add(24 * time.Hour)})
-	leaf := ca.Leaf(t, testpki.LeafOptions{
+	ca := pkitest.NewRoot(t, "injector test CA", pkitest.Options{NotAfter: time.Now().Add(24 * time.Hour)})
+	leaf := ca.Leaf(t, pkitest.LeafOptions{
 		DNSNames: []string{"linkerd-proxy-injector.linkerd.svc"},
 		IPs:      []net.IP{net.IPv4(127, 0, 0, 1)},
 		Lifetime: 24 * time.Hour,
 	})
-	certPEM, keyPEM := testpki.PairPEM(t, leaf)
+	certPEM, keyPEM := pkitest.PairPEM(t, leaf)
 	return &testPKI{caPEM: ca.CertPEM(), certPEM: certPEM, keyPEM: keyPEM, pool: ca.Pool()}
 }
 

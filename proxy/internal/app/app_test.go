@@ -20,7 +20,7 @@ import (
 
 	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/config"
-	"github.com/linkerd-go/linkerd-go/proxy/internal/testpki"
+	"github.com/linkerd-go/linkerd-go/proxy/internal/meshtlstest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -32,7 +32,7 @@ const (
 
 type fakeIdentity struct {
 	identityv1.UnimplementedIdentityServiceServer
-	ca *testpki.CA
+	ca *meshtlstest.CA
 }
 
 func (f *fakeIdentity) Certify(_ context.Context, req *identityv1.CertifyRequest) (*identityv1.CertifyResponse, error) {
@@ -56,7 +56,7 @@ func freeAddr(t *testing.T) string {
 // The whole proxy starts, gets its certificate from identity, turns ready,
 // serves metrics, and stops cleanly on POST /shutdown.
 func TestRunCertifiesAndShutsDown(t *testing.T) {
-	ca := testpki.NewCA(t)
+	ca := meshtlstest.NewCA(t)
 	idLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -12,7 +12,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	destinationv1 "github.com/linkerd-go/linkerd-go/api/linkerd/destination/v1"
-	"github.com/linkerd-go/linkerd-go/tools/testkit/fakeclock"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/clocktest"
 )
 
 // hangGuard bounds every wait of the tests, so that a bug fails a test
@@ -78,7 +78,7 @@ type env struct {
 	t      *testing.T
 	srv    *grpc.Server
 	fake   *fakeDestination
-	clock  *fakeclock.Clock
+	clock  *clocktest.Clock
 	reg    *prometheus.Registry
 	client *Client
 	opts   Options
@@ -97,7 +97,7 @@ func newEnv(t *testing.T, opts Options) *env {
 		t:     t,
 		srv:   grpc.NewServer(),
 		fake:  &fakeDestination{gets: make(chan *fakeGetStream, 64), profiles: make(chan *fakeProfileStream, 64)},
-		clock: fakeclock.New(time.Unix(1_000_000, 0)),
+		clock: clocktest.New(time.Unix(1_000_000, 0)),
 		reg:   prometheus.NewRegistry(),
 	}
 	destinationv1.RegisterDestinationServiceServer(e.srv, e.fake)

@@ -17,8 +17,8 @@ import (
 	"github.com/linkerd-go/linkerd-go/proxy/internal/detect"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/h2guard"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/h2guard/h2test"
+	"github.com/linkerd-go/linkerd-go/proxy/internal/meshtlstest"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/metrics"
-	"github.com/linkerd-go/linkerd-go/proxy/internal/testpki"
 )
 
 const (
@@ -43,7 +43,7 @@ func newH2Fixture(t *testing.T, handler http.Handler, meshTLS bool, limits h2gua
 	srv.GuardHTTP2(limits, f.m.HTTP2Floods("inbound"))
 	var serverTLS *tls.Config
 	if meshTLS {
-		ca := testpki.NewCA(t)
+		ca := meshtlstest.NewCA(t)
 		serverTLS = ca.Store(t, h2ServerID).ServerConfig([]string{"h2"})
 		f.client = ca.Store(t, h2ClientID).ClientConfig(h2ServerID, []string{"h2"})
 	}

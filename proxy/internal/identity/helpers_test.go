@@ -24,8 +24,8 @@ import (
 	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
 	"github.com/linkerd-go/linkerd-go/component/identityclient"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/meshtls"
-	"github.com/linkerd-go/linkerd-go/tools/testkit/fakeclock"
-	"github.com/linkerd-go/linkerd-go/tools/testkit/testpki"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/clocktest"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/pkitest"
 )
 
 const (
@@ -36,20 +36,20 @@ const (
 	hangGuard = 2 * time.Minute
 )
 
-func newKey(t testing.TB) *ecdsa.PrivateKey { return testpki.ECKey(t) }
+func newKey(t testing.TB) *ecdsa.PrivateKey { return pkitest.ECKey(t) }
 
 // newCA makes a CA from the test kit's PKI, self-signed when parent is nil.
-func newCA(t testing.TB, name string, parent *testpki.CA) *testpki.CA {
+func newCA(t testing.TB, name string, parent *pkitest.CA) *pkitest.CA {
 	t.Helper()
 	if parent == nil {
-		return testpki.NewRoot(t, name, testpki.Options{})
+		return pkitest.NewRoot(t, name, pkitest.Options{})
 	}
-	return testpki.NewIssuer(t, name, parent, testpki.Options{})
+	return pkitest.NewIssuer(t, name, parent, pkitest.Options{})
 }
 
 // pki is the mesh's trust: one anchor and an issuer under it.
 type pki struct {
-	anchor, issuer *testpki.CA
+	anchor, issuer *pkitest.CA
 }
 
 func newPKI(t testing.TB) *pki {
@@ -88,7 +88,7 @@ func (f *fakeIdentity) requests() []*identityv1.CertifyRequest {
 
 // signCSR answers like the real identity service: a leaf for the CSR's
 // key, named as the CSR names it, signed by issuer and carrying the chain.
-func signCSR(t testing.TB, issuer *testpki.CA, lifetime time.Duration, name string) func(context.Context, *identityv1.CertifyRequest) (*identityv1.CertifyResponse, error) {
+func signCSR(t testing.TB, issuer *pkitest.CA, lifetime time.Duration, name string) func(context.Context, *identityv1.CertifyRequest) (*identityv1.CertifyResponse, error) {
 	return func(_ context.Context, req *identityv1.CertifyRequest) (*identityv1.CertifyResponse, error) {
 		csr, err := x509.ParseCertificateRequest(req.GetCertificateSigningRequest())
 		if err != nil {
@@ -120,7 +120,7 @@ type harness struct {
 	pki       *pki
 	fake      *fakeIdentity
 	store     *meshtls.Store
-	clk       *fakeclock.Clock
+	clk       *clocktest.Clock
 	reg       *prometheus.Registry
 	client    *Client
 	tokenPath string
@@ -291,7 +291,7 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk := fakeclock.New(time.Now())
+	clk := clocktest.New(time.Now())
 	c.clock = clk
 	c.jitter = func() float64 { return 0 }
 	return &harness{t: t, pki: p, fake: fake, store: store, clk: clk, reg: reg, client: c, tokenPath: tokenPath, addr: addr, gate: g}
@@ -330,7 +330,7 @@ func (h *harness) stop() {
 
 // nextTimer waits for the client to schedule its next attempt: by then the
 // previous attempt is complete (certificate installed, metrics updated).
-func (h *harness) nextTimer() *fakeclock.Timer {
+func (h *harness) nextTimer() *clocktest.Timer {
 	h.t.Helper()
 	return h.clk.Next(h.t)
 }

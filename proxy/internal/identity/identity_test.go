@@ -23,7 +23,7 @@ import (
 	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
 	"github.com/linkerd-go/linkerd-go/component/identityclient"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/meshtls"
-	"github.com/linkerd-go/linkerd-go/tools/testkit/testpki"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/pkitest"
 )
 
 func TestMain(m *testing.M) {
@@ -478,7 +478,7 @@ func TestNew(t *testing.T) {
 // not the client's.
 func TestIdentityServerNamesExactly(t *testing.T) {
 	p := newPKI(t)
-	leaf := p.issuer.Leaf(t, testpki.LeafOptions{DNSNames: []string{identityName, "other.example.com"}})
+	leaf := p.issuer.Leaf(t, pkitest.LeafOptions{DNSNames: []string{identityName, "other.example.com"}})
 	roots := x509.NewCertPool()
 	roots.AddCert(p.anchor.Cert)
 

@@ -16,7 +16,7 @@ import (
 
 	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
 	"github.com/linkerd-go/linkerd-go/component/identityclient"
-	"github.com/linkerd-go/linkerd-go/tools/testkit/fakeclock"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/clocktest"
 )
 
 func unavailable(context.Context, *identityv1.CertifyRequest) (*identityv1.CertifyResponse, error) {
@@ -33,7 +33,7 @@ func TestRetryScheduleOverAnOutage(t *testing.T) {
 	h.start()
 	start := h.clk.Now()
 	failures := 0
-	var tm *fakeclock.Timer
+	var tm *clocktest.Timer
 	for {
 		tm = h.nextTimer() // the attempt before it has failed
 		failures++

@@ -18,8 +18,8 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/linkerd-go/linkerd-go/proxy/internal/h2guard/h2test"
+	"github.com/linkerd-go/linkerd-go/proxy/internal/meshtlstest"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/metrics"
-	"github.com/linkerd-go/linkerd-go/proxy/internal/testpki"
 )
 
 // rapidResetChildEnv, set, makes BenchmarkRapidResetCPU the proxy: an
@@ -100,7 +100,7 @@ func serveRapidResetChild(b *testing.B, app netip.AddrPort) {
 	p := New(Config{
 		DetectTimeout: time.Second, ConnectTimeout: time.Second,
 		OrigDst: func(net.Conn) (netip.AddrPort, error) { return app, nil },
-	}, testpki.NewCA(b).Store(b, serverID), metrics.New(), logr.Discard())
+	}, meshtlstest.NewCA(b).Store(b, serverID), metrics.New(), logr.Discard())
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)

@@ -21,10 +21,10 @@ import (
 	"github.com/linkerd-go/linkerd-go/proxy/internal/forward"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/h1test"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/h2guard/h2test"
+	"github.com/linkerd-go/linkerd-go/proxy/internal/meshtlstest"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/metrics"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/origdst"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/selfaddr"
-	"github.com/linkerd-go/linkerd-go/proxy/internal/testpki"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -38,7 +38,7 @@ const (
 // and the inbound proxy in front of them. The proxy believes every
 // connection was redirected to appAddr, except when direct is set.
 type fixture struct {
-	ca     *testpki.CA
+	ca     *meshtlstest.CA
 	app    netip.AddrPort // HTTP application
 	echo   netip.AddrPort // TCP echo application
 	proxy  string         // the proxy's listener
@@ -52,7 +52,7 @@ type fixture struct {
 
 func newFixture(t testing.TB, limits ...forward.Limits) *fixture {
 	t.Helper()
-	f := &fixture{ca: testpki.NewCA(t), m: metrics.New()}
+	f := &fixture{ca: meshtlstest.NewCA(t), m: metrics.New()}
 
 	appLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -204,7 +204,7 @@ func TestMeshTLSClientIdentityAndOrigProto(t *testing.T) {
 // A client certificate from another trust anchor is refused.
 func TestForeignClientRefused(t *testing.T) {
 	f := newFixture(t)
-	foreign := testpki.NewCA(t).Store(t, clientID)
+	foreign := meshtlstest.NewCA(t).Store(t, clientID)
 	cfg := foreign.ClientConfig(serverID, []string{"h2"})
 	cfg.VerifyPeerCertificate = nil
 	cfg.InsecureSkipVerify = true

@@ -14,8 +14,8 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/linkerd-go/linkerd-go/proxy/internal/h1test"
+	"github.com/linkerd-go/linkerd-go/proxy/internal/meshtlstest"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/metrics"
-	"github.com/linkerd-go/linkerd-go/proxy/internal/testpki"
 )
 
 // malformedFixture is the inbound proxy in front of a recording
@@ -27,7 +27,7 @@ func malformedFixture(t *testing.T) (proxy string, app *h1test.App, m *metrics.M
 	p := New(Config{
 		DetectTimeout: time.Second, ConnectTimeout: time.Second,
 		OrigDst: func(net.Conn) (netip.AddrPort, error) { return app.Addr, nil },
-	}, testpki.NewCA(t).Store(t, serverID), m, logr.Discard())
+	}, meshtlstest.NewCA(t).Store(t, serverID), m, logr.Discard())
 	return h1test.Serve(t, p.Serve), app, m
 }
 

@@ -11,11 +11,11 @@ import (
 	"time"
 
 	"github.com/linkerd-go/linkerd-go/proxy/internal/meshtls"
-	"github.com/linkerd-go/linkerd-go/proxy/internal/testpki"
+	"github.com/linkerd-go/linkerd-go/proxy/internal/meshtlstest"
 )
 
 func TestParseBundle(t *testing.T) {
-	a, b := testpki.NewCA(t), testpki.NewCA(t)
+	a, b := meshtlstest.NewCA(t), meshtlstest.NewCA(t)
 	leaf := a.Leaf(t, serverID, time.Hour)
 	leafPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Certificate[0]})
 	both := append(append([]byte{}, a.PEM...), b.PEM...)
@@ -75,7 +75,7 @@ func minTime(a, b time.Time) time.Time {
 // each bundle; a connection made before keeps working; a bundle that would
 // leave the proxy's own certificate unverifiable is refused.
 func TestRotateAnchors(t *testing.T) {
-	oldCA, newCA := testpki.NewCA(t), testpki.NewCA(t)
+	oldCA, newCA := meshtlstest.NewCA(t), meshtlstest.NewCA(t)
 	srv := oldCA.Store(t, serverID)
 	oldPeer := oldCA.Store(t, clientID)
 	newPeer, err := meshtls.NewStore(clientID, newCA.PEM)

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/linkerd-go/linkerd-go/proxy/internal/meshtls"
-	"github.com/linkerd-go/linkerd-go/proxy/internal/testpki"
+	"github.com/linkerd-go/linkerd-go/proxy/internal/meshtlstest"
 )
 
 const (
@@ -36,7 +36,7 @@ func handshake(t *testing.T, server, client *tls.Config) (tls.ConnectionState, e
 }
 
 func TestMutualIdentity(t *testing.T) {
-	ca := testpki.NewCA(t)
+	ca := meshtlstest.NewCA(t)
 	srv, cli := ca.Store(t, serverID), ca.Store(t, clientID)
 	st, serr, cerr := handshake(t, srv.ServerConfig([]string{"h2"}), cli.ClientConfig(serverID, []string{"h2"}))
 	if serr != nil || cerr != nil {
@@ -53,7 +53,7 @@ func TestMutualIdentity(t *testing.T) {
 // The client refuses a server that presents another identity than the one
 // discovery promised, even though it chains to the anchors.
 func TestWrongServerIdentityRefused(t *testing.T) {
-	ca := testpki.NewCA(t)
+	ca := meshtlstest.NewCA(t)
 	impostor, cli := ca.Store(t, "other.default.serviceaccount.identity.linkerd.cluster.local"), ca.Store(t, clientID)
 	_, _, cerr := handshake(t, impostor.ServerConfig(nil), cli.ClientConfig(serverID, nil))
 	if cerr == nil || !strings.Contains(cerr.Error(), "server identity") {
@@ -63,8 +63,8 @@ func TestWrongServerIdentityRefused(t *testing.T) {
 
 // A server with a certificate from another anchor is refused.
 func TestForeignAnchorRefused(t *testing.T) {
-	srv := testpki.NewCA(t).Store(t, serverID)
-	cli := testpki.NewCA(t).Store(t, clientID)
+	srv := meshtlstest.NewCA(t).Store(t, serverID)
+	cli := meshtlstest.NewCA(t).Store(t, clientID)
 	_, _, cerr := handshake(t, srv.ServerConfig(nil), cli.ClientConfig(serverID, nil))
 	if cerr == nil {
 		t.Fatal("client accepted a server from another trust anchor")
@@ -73,7 +73,7 @@ func TestForeignAnchorRefused(t *testing.T) {
 
 // A client without a certificate is allowed, with no identity.
 func TestAnonymousClient(t *testing.T) {
-	ca := testpki.NewCA(t)
+	ca := meshtlstest.NewCA(t)
 	srv := ca.Store(t, serverID)
 	st, serr, cerr := handshake(t, srv.ServerConfig(nil), &tls.Config{ServerName: serverID, RootCAs: srv.Roots(), MinVersion: tls.VersionTLS13})
 	if serr != nil || cerr != nil {
@@ -86,7 +86,7 @@ func TestAnonymousClient(t *testing.T) {
 
 // TLS 1.2 is refused.
 func TestTLS12Refused(t *testing.T) {
-	ca := testpki.NewCA(t)
+	ca := meshtlstest.NewCA(t)
 	srv := ca.Store(t, serverID)
 	_, _, cerr := handshake(t, srv.ServerConfig(nil), &tls.Config{ServerName: serverID, RootCAs: srv.Roots(), MaxVersion: tls.VersionTLS12})
 	if cerr == nil {
@@ -97,7 +97,7 @@ func TestTLS12Refused(t *testing.T) {
 // Set refuses certificates for another name or another anchor, and a new
 // certificate is used by later handshakes.
 func TestSetAndRotate(t *testing.T) {
-	ca := testpki.NewCA(t)
+	ca := meshtlstest.NewCA(t)
 	s, err := meshtls.NewStore(serverID, ca.PEM)
 	if err != nil {
 		t.Fatal(err)
@@ -108,7 +108,7 @@ func TestSetAndRotate(t *testing.T) {
 	if err := s.Set(ca.Leaf(t, "wrong.name", time.Hour)); err == nil {
 		t.Error("Set accepted a certificate for another name")
 	}
-	if err := s.Set(testpki.NewCA(t).Leaf(t, serverID, time.Hour)); err == nil {
+	if err := s.Set(meshtlstest.NewCA(t).Leaf(t, serverID, time.Hour)); err == nil {
 		t.Error("Set accepted a certificate from another anchor")
 	}
 	first := ca.Leaf(t, serverID, time.Hour)
@@ -143,7 +143,7 @@ func TestNewStoreErrors(t *testing.T) {
 	if _, err := meshtls.NewStore(serverID, []byte("not pem")); err == nil {
 		t.Error("garbage anchors accepted")
 	}
-	if _, err := meshtls.NewStore("", testpki.NewCA(t).PEM); err == nil {
+	if _, err := meshtls.NewStore("", meshtlstest.NewCA(t).PEM); err == nil {
 		t.Error("empty name accepted")
 	}
 }

@@ -15,8 +15,8 @@ import (
 
 	"github.com/linkerd-go/linkerd-go/proxy/internal/discovery"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/inbound"
+	"github.com/linkerd-go/linkerd-go/proxy/internal/meshtlstest"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/metrics"
-	"github.com/linkerd-go/linkerd-go/proxy/internal/testpki"
 )
 
 // benchBody is the size of every benchmark answer.
@@ -66,7 +66,7 @@ func benchApp(b *testing.B) netip.AddrPort {
 // of one meshed endpoint: an inbound proxy in front of the app, reached
 // with mesh TLS and HTTP/2. It returns the outbound proxy and the app.
 func benchMesh(b *testing.B) (proxy, app netip.AddrPort) {
-	ca := testpki.NewCA(b)
+	ca := meshtlstest.NewCA(b)
 	app = benchApp(b)
 	in := inbound.New(inbound.Config{
 		DetectTimeout: time.Second, ConnectTimeout: time.Second,

@@ -13,8 +13,8 @@ import (
 	"github.com/linkerd-go/linkerd-go/api/mesh"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/discovery"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/forward"
+	"github.com/linkerd-go/linkerd-go/proxy/internal/meshtlstest"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/metrics"
-	"github.com/linkerd-go/linkerd-go/proxy/internal/testpki"
 )
 
 // With MaxInFlight requests waiting for their responses, the next one is
@@ -38,7 +38,7 @@ func TestMaxInFlightSheds(t *testing.T) {
 	go app.Serve(appLn)
 	t.Cleanup(func() { app.Close() })
 
-	f := &fixture{ca: testpki.NewCA(t), m: metrics.New()}
+	f := &fixture{ca: meshtlstest.NewCA(t), m: metrics.New()}
 	inAddr := startInbound(t, f.ca, serverID, netip.MustParseAddrPort(appLn.Addr().String()))
 	watch := newFakeWatch(discovery.Snapshot{State: discovery.Endpoints, Endpoints: []discovery.Endpoint{{Addr: inAddr, Identity: serverID, HTTP2: true}}})
 	svc := netip.MustParseAddrPort("198.19.0.100:80")

@@ -19,9 +19,9 @@ import (
 
 	"github.com/linkerd-go/linkerd-go/proxy/internal/discovery"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/inbound"
+	"github.com/linkerd-go/linkerd-go/proxy/internal/meshtlstest"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/metrics"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/origdst"
-	"github.com/linkerd-go/linkerd-go/proxy/internal/testpki"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -87,7 +87,7 @@ func startApp(t *testing.T, name string) netip.AddrPort {
 
 // startInbound runs a server pod's inbound proxy in front of app and
 // returns its address (what discovery hands out as the endpoint).
-func startInbound(t *testing.T, ca *testpki.CA, id string, app netip.AddrPort) netip.AddrPort {
+func startInbound(t *testing.T, ca *meshtlstest.CA, id string, app netip.AddrPort) netip.AddrPort {
 	t.Helper()
 	p := inbound.New(inbound.Config{
 		DetectTimeout: time.Second, ConnectTimeout: time.Second,
@@ -117,7 +117,7 @@ func serve(t *testing.T, run func(context.Context, net.Listener, time.Duration) 
 // fixture: an outbound proxy whose every connection was "redirected" to
 // service, a target the test's fake discovery describes.
 type fixture struct {
-	ca      *testpki.CA
+	ca      *meshtlstest.CA
 	watch   *fakeWatch
 	service atomic.Pointer[netip.AddrPort] // the original destination the app dialled
 	proxy   netip.AddrPort
@@ -126,7 +126,7 @@ type fixture struct {
 
 func newFixture(t *testing.T, snap discovery.Snapshot) *fixture {
 	t.Helper()
-	f := &fixture{ca: testpki.NewCA(t), watch: newFakeWatch(snap), m: metrics.New()}
+	f := &fixture{ca: meshtlstest.NewCA(t), watch: newFakeWatch(snap), m: metrics.New()}
 	svc := netip.MustParseAddrPort("198.19.0.100:80")
 	f.service.Store(&svc)
 	p := New(Config{

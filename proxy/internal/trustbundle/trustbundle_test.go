@@ -11,14 +11,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/linkerd-go/linkerd-go/proxy/internal/testpki"
+	"github.com/linkerd-go/linkerd-go/proxy/internal/meshtlstest"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/trustbundle"
 )
 
 const name = "web.default.serviceaccount.identity.linkerd.cluster.local"
 
 func TestWatcherAppliesAndRefuses(t *testing.T) {
-	oldCA, newCA := testpki.NewCA(t), testpki.NewCA(t)
+	oldCA, newCA := meshtlstest.NewCA(t), meshtlstest.NewCA(t)
 	store := oldCA.Store(t, name)
 	path := filepath.Join(t.TempDir(), "ca-bundle.crt")
 	write := func(b []byte) {
@@ -72,7 +72,7 @@ func TestWatcherAppliesAndRefuses(t *testing.T) {
 
 // Run reads at start and at every tick, and stops with its context.
 func TestWatcherRun(t *testing.T) {
-	oldCA, newCA := testpki.NewCA(t), testpki.NewCA(t)
+	oldCA, newCA := meshtlstest.NewCA(t), meshtlstest.NewCA(t)
 	store := oldCA.Store(t, name)
 	path := filepath.Join(t.TempDir(), "ca-bundle.crt")
 	if err := os.WriteFile(path, oldCA.PEM, 0o644); err != nil {

@@ -17,7 +17,7 @@ import (
 // linkerd-identity-issuer Secret (scheme linkerd.io/tls: crt.pem, key.pem)
 // and the trust-roots ConfigMap (ca-bundle.crt) would be mounted.
 //
-// It is made here rather than with the test kit's testpki because meshlab
+// It is made here rather than with the test kit's pkitest because meshlab
 // also runs outside tests (the data-plane benchmark's command), where
 // there is no testing.TB to fail: it returns errors instead.
 type PKI struct {

@@ -17,7 +17,7 @@ import (
 
 // pki is what the API server needs to serve TLS and sign ServiceAccount
 // tokens, written as PEM files into a folder. It is made here rather than
-// with testpki because StartEnv also runs outside tests (the benchmarks'
+// with pkitest because StartEnv also runs outside tests (the benchmarks'
 // commands), with errors to return instead of a test to fail.
 type pki struct {
 	caPEM      []byte

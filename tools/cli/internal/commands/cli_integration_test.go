@@ -33,7 +33,7 @@ import (
 
 	"github.com/linkerd-go/linkerd-go/tools/cli/check"
 	"github.com/linkerd-go/linkerd-go/tools/testkit/kubetest"
-	"github.com/linkerd-go/linkerd-go/tools/testkit/testpki"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/pkitest"
 )
 
 // cluster is a real kube-apiserver with the clients the tests use.
@@ -413,13 +413,13 @@ func write(t *testing.T, name string, data []byte) {
 
 // testCA is a trust anchor that signs issuers of any lifetime.
 type testCA struct {
-	*testpki.CA
+	*pkitest.CA
 	rootPEM []byte
 }
 
 func newTestCA(t *testing.T, lifetime time.Duration) *testCA {
 	t.Helper()
-	ca := testpki.NewRoot(t, "root.linkerd.cluster.local", testpki.Options{NotAfter: time.Now().Add(lifetime)})
+	ca := pkitest.NewRoot(t, "root.linkerd.cluster.local", pkitest.Options{NotAfter: time.Now().Add(lifetime)})
 	return &testCA{CA: ca, rootPEM: ca.CertPEM()}
 }
 
@@ -427,11 +427,11 @@ func newTestCA(t *testing.T, lifetime time.Duration) *testCA {
 // writes them (the key in SEC 1 form).
 func (ca *testCA) issuer(t *testing.T, lifetime time.Duration) (crtPEM, keyPEM []byte) {
 	t.Helper()
-	key := testpki.ECKey(t)
-	iss := testpki.NewIssuer(t, "identity.linkerd.cluster.local", ca.CA, testpki.Options{Key: key, NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(lifetime)})
+	key := pkitest.ECKey(t)
+	iss := pkitest.NewIssuer(t, "identity.linkerd.cluster.local", ca.CA, pkitest.Options{Key: key, NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(lifetime)})
 	kder, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return testpki.CertsPEM(iss.Cert), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
+	return pkitest.CertsPEM(iss.Cert), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
 }

@@ -1,4 +1,4 @@
-// Package fakeclock is a clock that tests move by hand: every timer the
+// Package clocktest is a clock that tests move by hand: every timer the
 // code under test starts is recorded, and the test either takes the timers
 // one by one as they are made (Next, then Fire) or moves time (Advance).
 // Nothing waits on the wall clock, so a schedule of hours runs in
@@ -6,7 +6,7 @@
 //
 // It has the method set of component/clock.Clock (and of any interface
 // with the same shape), without importing it.
-package fakeclock
+package clocktest
 
 import (
 	"slices"

@@ -1,6 +1,6 @@
-// Package updatetext renders destination and policy API messages as short,
+// Package updatetest renders destination and policy API messages as short,
 // deterministic text, so that tests can state the exact updates they expect.
-package updatetext
+package updatetest
 
 import (
 	"fmt"

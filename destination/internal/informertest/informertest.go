@@ -1,8 +1,8 @@
-// Package fakewatch lets tests over client-go's fake clientsets know when
+// Package informertest lets tests over client-go's fake clientsets know when
 // their informers watch. The fakes do not replay changes made between an
 // informer's list and its watch, so a test must wait until every informer
 // watches before it changes objects.
-package fakewatch
+package informertest
 
 import (
 	"sync"

@@ -1,8 +1,8 @@
-// Package testpki adapts the test kit's PKI (tools/testkit/testpki) to the
+// Package meshtlstest adapts the test kit's PKI (tools/testkit/pkitest) to the
 // proxy's tests: a trust anchor that signs mesh identity certificates
 // directly, and meshtls stores holding them. It is imported only by _test
 // files.
-package testpki
+package meshtlstest
 
 import (
 	"crypto/tls"
@@ -10,12 +10,12 @@ import (
 	"time"
 
 	"github.com/linkerd-go/linkerd-go/proxy/internal/meshtls"
-	"github.com/linkerd-go/linkerd-go/tools/testkit/testpki"
+	"github.com/linkerd-go/linkerd-go/tools/testkit/pkitest"
 )
 
 // CA is a trust anchor that signs leaf certificates directly.
 type CA struct {
-	*testpki.CA
+	*pkitest.CA
 	// PEM is the anchor's certificate, as the proxy's trust anchors.
 	PEM []byte
 }
@@ -23,14 +23,14 @@ type CA struct {
 // NewCA returns a fresh anchor, valid for a day.
 func NewCA(t testing.TB) *CA {
 	t.Helper()
-	ca := testpki.NewRoot(t, "root.linkerd.cluster.local", testpki.Options{NotAfter: time.Now().Add(24 * time.Hour)})
+	ca := pkitest.NewRoot(t, "root.linkerd.cluster.local", pkitest.Options{NotAfter: time.Now().Add(24 * time.Hour)})
 	return &CA{CA: ca, PEM: ca.CertPEM()}
 }
 
 // Leaf issues a mesh certificate for name, valid for lifetime.
 func (ca *CA) Leaf(t testing.TB, name string, lifetime time.Duration) *tls.Certificate {
 	t.Helper()
-	return ca.CA.Leaf(t, testpki.LeafOptions{DNSNames: []string{name}, Lifetime: lifetime})
+	return ca.CA.Leaf(t, pkitest.LeafOptions{DNSNames: []string{name}, Lifetime: lifetime})
 }
 
 // Store returns a meshtls.Store for name holding a fresh certificate.

@@ -1,4 +1,4 @@
-// Package testpki is the one PKI of the project's tests: trust anchors and
+// Package pkitest is the one PKI of the project's tests: trust anchors and
 // issuers, leaf certificates for mesh identities and for TLS servers (DNS
 // names, IP addresses), CSRs of every shape a proxy (or an attacker) might
 // send, keys of each kind, PEM, and a folder that is updated the way the
@@ -10,7 +10,7 @@
 // what linkerd install generates) are not tests' and stay apart: they
 // write long-lived files for real components and report errors instead
 // of failing a test.
-package testpki
+package pkitest
 
 import (
 	"bytes"
@@ -101,11 +101,11 @@ func newCA(t testing.TB, cn string, parent *CA, o Options) *CA {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, signerCert, key.Public(), signerKey)
 	if err != nil {
-		t.Fatalf("testpki: %v", err)
+		t.Fatalf("pkitest: %v", err)
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		t.Fatalf("testpki: %v", err)
+		t.Fatalf("pkitest: %v", err)
 	}
 	return &CA{Cert: cert, Key: key, Parents: parents}
 }

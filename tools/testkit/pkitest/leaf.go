@@ -1,4 +1,4 @@
-package testpki
+package pkitest
 
 import (
 	"bytes"
@@ -40,7 +40,7 @@ func (c *CA) Leaf(t testing.TB, o LeafOptions) *tls.Certificate {
 	der := c.issue(t, key.Public(), o)
 	leaf, err := x509.ParseCertificate(der)
 	if err != nil {
-		t.Fatalf("testpki: %v", err)
+		t.Fatalf("pkitest: %v", err)
 	}
 	chain := [][]byte{der}
 	if !c.IsRoot() {
@@ -63,7 +63,7 @@ func (c *CA) issue(t testing.TB, pub crypto.PublicKey, o LeafOptions) []byte {
 	t.Helper()
 	der, err := c.sign(serial(t), pub, o)
 	if err != nil {
-		t.Fatalf("testpki: %v", err)
+		t.Fatalf("pkitest: %v", err)
 	}
 	return der
 }
@@ -101,7 +101,7 @@ func (c *CA) SignCSR(csrDER []byte, name string, lifetime time.Duration) ([]byte
 		return nil, err
 	}
 	if name == "" {
-		return nil, errors.New("testpki: no name to certify")
+		return nil, errors.New("pkitest: no name to certify")
 	}
 	return c.sign(sn.Add(sn, big.NewInt(1)), csr.PublicKey, LeafOptions{DNSNames: []string{name}, Lifetime: lifetime})
 }
@@ -125,7 +125,7 @@ func PairPEM(t testing.TB, c *tls.Certificate) (certPEM, keyPEM []byte) {
 	}
 	der, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
 	if err != nil {
-		t.Fatalf("testpki: %v", err)
+		t.Fatalf("pkitest: %v", err)
 	}
 	return certPEM, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
 }
