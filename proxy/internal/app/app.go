@@ -15,8 +15,10 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
+	policyv1 "github.com/linkerd-go/linkerd-go/api/linkerd/policy/v1"
 	"github.com/linkerd-go/linkerd-go/component/admin"
 	"github.com/linkerd-go/linkerd-go/component/identityclient"
+	"github.com/linkerd-go/linkerd-go/proxy/internal/authz"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/config"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/discovery"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/forward"
@@ -27,6 +29,7 @@ import (
 	"github.com/linkerd-go/linkerd-go/proxy/internal/meshtls"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/metrics"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/outbound"
+	"github.com/linkerd-go/linkerd-go/proxy/internal/policy"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/selfaddr"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/trustbundle"
 )
@@ -84,6 +87,27 @@ func (a *App) Run(ctx context.Context) error {
 	disc := discovery.New(dstConn, cfg.DestinationContext, log.WithName("discovery"), m.Registry, discovery.Options{})
 	defer disc.Close()
 
+	// Inbound policy: the default of the environment, kept up to date per
+	// port from the policy service when there is one.
+	defaultPolicy, err := policy.Default(policy.DefaultName(cfg.DefaultInboundPolicy), cfg.ClusterNetworks)
+	if err != nil {
+		return err
+	}
+	var policies authz.Policies = authz.Fixed{Policy: defaultPolicy}
+	var policyStore *policy.Store
+	if cfg.PolicyAddr != "" {
+		polConn, err := discovery.Dial(cfg.PolicyAddr, store.ClientConfig(cfg.PolicyName, []string{"h2"}))
+		if err != nil {
+			return fmt.Errorf("policy service: %w", err)
+		}
+		defer polConn.Close()
+		policyStore = policy.NewStore(policy.Config{
+			Namespace: cfg.PolicyNamespace, Pod: cfg.PolicyPod, Default: defaultPolicy, Ports: cfg.InboundPorts,
+		}, policyv1.NewInboundPolicyServiceClient(polConn), m.Registry, log.WithName("policy"))
+		policies = policyStore
+	}
+	az := authz.New(policies, m.Registry, log.WithName("authz"))
+
 	inLimits, outLimits := sideLimits(cfg.Inbound).WithDefaults(), sideLimits(cfg.Outbound).WithDefaults()
 	fitFileLimit(log, &inLimits, &outLimits)
 
@@ -101,7 +125,7 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	in := inbound.New(inbound.Config{
 		DetectTimeout: cfg.DetectTimeout, ConnectTimeout: cfg.InboundConnectTimeout, OpaquePorts: cfg.OpaquePorts,
-		Limits: inLimits, Self: self,
+		Limits: inLimits, Self: self, Authz: az,
 		HTTP2: h2guard.Limits{RapidResets: h2guard.PerSecond(cfg.Inbound.HTTP2MaxRapidResetsPerSecond)},
 	}, store, m, log.WithName("inbound"))
 	out := outbound.New(outbound.Config{
@@ -115,10 +139,13 @@ func (a *App) Run(ctx context.Context) error {
 	if cfg.ShutdownEndpoint {
 		adminCfg.Shutdown = stop
 	}
-	log.Info("proxy starting", "identity", cfg.LocalName, "inbound", cfg.InboundAddr, "outbound", cfg.OutboundAddrs, "admin", cfg.AdminAddr)
+	log.Info("proxy starting", "identity", cfg.LocalName, "defaultInboundPolicy", cfg.DefaultInboundPolicy, "policyService", cfg.PolicyAddr, "inbound", cfg.InboundAddr, "outbound", cfg.OutboundAddrs, "admin", cfg.AdminAddr)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return idClient.Run(gctx) })
+	if policyStore != nil {
+		g.Go(func() error { return policyStore.Run(gctx) })
+	}
 	if cfg.TrustAnchorsFile != "" {
 		bundle := trustbundle.New(trustbundle.Config{Path: cfg.TrustAnchorsFile}, store, m.Registry, log.WithName("trust-bundle"))
 		g.Go(func() error { return bundle.Run(gctx) })

@@ -4,10 +4,13 @@
 package config
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -41,13 +44,13 @@ var Vars = []Var{
 	{"LINKERD2_PROXY_DESTINATION_SVC_NAME", "", "destination service's mesh identity name", true},
 	{"LINKERD2_PROXY_DESTINATION_CONTEXT", "", `context token sent with discovery requests: {"ns":…,"nodeName":…,"pod":…}`, false},
 	{"LINKERD2_PROXY_DESTINATION_PROFILE_SUFFIXES", "svc.cluster.local.", "accepted for compatibility", false},
-	{"LINKERD2_PROXY_INBOUND_PORTS", "", "the pod's container ports (informational)", false},
+	{"LINKERD2_PROXY_INBOUND_PORTS", "", "the pod's container ports (comma-separated): their inbound policy is fetched at start; other ports' at their first connection", false},
 	{"LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION", mesh.DefaultOpaquePorts, "opaque ports: no protocol detection, inbound and outbound (list, a-b ranges)", false},
-	{"LINKERD2_PROXY_INBOUND_DEFAULT_POLICY", "all-unauthenticated", "default inbound policy (enforcement comes with the policy API)", false},
-	{"LINKERD2_PROXY_POLICY_SVC_ADDR", "", "policy service address (reserved)", false},
-	{"LINKERD2_PROXY_POLICY_SVC_NAME", "", "policy service identity (reserved)", false},
-	{"LINKERD2_PROXY_POLICY_WORKLOAD", "", "workload reference for policy (reserved)", false},
-	{"LINKERD2_PROXY_POLICY_CLUSTER_NETWORKS", "", "cluster networks (reserved)", false},
+	{"LINKERD2_PROXY_INBOUND_DEFAULT_POLICY", "all-unauthenticated", "inbound policy of every port until the policy service answers for it, and of all ports without a policy service: all-unauthenticated, all-authenticated, cluster-unauthenticated, cluster-authenticated, deny or audit", false},
+	{"LINKERD2_PROXY_POLICY_SVC_ADDR", "", "policy service address (host:port); unset: the default inbound policy applies to every port", false},
+	{"LINKERD2_PROXY_POLICY_SVC_NAME", "", "the policy service's mesh identity (required with the address)", false},
+	{"LINKERD2_PROXY_POLICY_WORKLOAD", "", `this pod, for the policy service: {"ns":"<namespace>","pod":"<name>"} (required with the address)`, false},
+	{"LINKERD2_PROXY_POLICY_CLUSTER_NETWORKS", "", "the cluster's networks (comma-separated CIDRs), for the cluster-* default policies", false},
 	{"LINKERD2_PROXY_SHUTDOWN_GRACE_PERIOD", "2m", "how long in-flight work may drain after SIGTERM", false},
 	{"LINKERD2_PROXY_SHUTDOWN_ENDPOINT_ENABLED", "false", "serve POST /shutdown on the admin server (from localhost only)", false},
 	{"LINKERD2_PROXY_DETECT_TIMEOUT", "10s", "protocol detection timeout", false},
@@ -66,22 +69,29 @@ var Vars = []Var{
 
 // Config is the proxy's validated configuration.
 type Config struct {
-	LogLevel, LogFormat    string
-	InboundAddr            string
-	OutboundAddrs          []string
-	AdminAddr              string
-	ControlAddr            string // reserved: not served yet, but never forwarded to
-	LocalName              string
-	TrustAnchorsPEM        []byte
-	TrustAnchorsFile       string
-	TokenFile              string
-	IdentityAddr           string
-	IdentityName           string
-	DestinationAddr        string
-	DestinationName        string
-	DestinationContext     string
-	OpaquePorts            []mesh.PortRange
-	DefaultInboundPolicy   string
+	LogLevel, LogFormat  string
+	InboundAddr          string
+	OutboundAddrs        []string
+	AdminAddr            string
+	ControlAddr          string // reserved: not served yet, but never forwarded to
+	LocalName            string
+	TrustAnchorsPEM      []byte
+	TrustAnchorsFile     string
+	TokenFile            string
+	IdentityAddr         string
+	IdentityName         string
+	DestinationAddr      string
+	DestinationName      string
+	DestinationContext   string
+	OpaquePorts          []mesh.PortRange
+	DefaultInboundPolicy string
+	// Inbound policy: the policy service (empty address: none), this pod,
+	// the cluster's networks and the ports watched from the start.
+	PolicyAddr, PolicyName string
+	PolicyNamespace        string
+	PolicyPod              string
+	ClusterNetworks        []netip.Prefix
+	InboundPorts           []uint16
 	ShutdownGrace          time.Duration
 	ShutdownEndpoint       bool
 	DetectTimeout          time.Duration
@@ -213,6 +223,7 @@ func FromEnv(getenv func(string) string) (*Config, error) {
 	if c.ShutdownEndpoint, err = strconv.ParseBool(get("LINKERD2_PROXY_SHUTDOWN_ENDPOINT_ENABLED")); err != nil {
 		bad("LINKERD2_PROXY_SHUTDOWN_ENDPOINT_ENABLED", err)
 	}
+	errs = append(errs, c.readPolicy(get)...)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -248,4 +259,61 @@ func parseLogLevel(s string) (string, error) {
 		return "", fmt.Errorf("unknown level %q", part)
 	}
 	return "info", nil
+}
+
+// DefaultInboundPolicies are the names LINKERD2_PROXY_INBOUND_DEFAULT_POLICY
+// accepts.
+var DefaultInboundPolicies = []string{"all-unauthenticated", "all-authenticated", "cluster-unauthenticated", "cluster-authenticated", "deny", "audit"}
+
+// readPolicy reads the inbound policy variables.
+func (c *Config) readPolicy(get func(string) string) []error {
+	var errs []error
+	bad := func(name string, err error) { errs = append(errs, fmt.Errorf("%s: %w", name, err)) }
+	if !slices.Contains(DefaultInboundPolicies, c.DefaultInboundPolicy) {
+		bad("LINKERD2_PROXY_INBOUND_DEFAULT_POLICY", fmt.Errorf("%q is not one of %s", c.DefaultInboundPolicy, strings.Join(DefaultInboundPolicies, ", ")))
+	}
+	for _, f := range strings.Split(get("LINKERD2_PROXY_POLICY_CLUSTER_NETWORKS"), ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			bad("LINKERD2_PROXY_POLICY_CLUSTER_NETWORKS", err)
+			continue
+		}
+		c.ClusterNetworks = append(c.ClusterNetworks, p.Masked())
+	}
+	if strings.HasPrefix(c.DefaultInboundPolicy, "cluster-") && len(c.ClusterNetworks) == 0 {
+		bad("LINKERD2_PROXY_POLICY_CLUSTER_NETWORKS", fmt.Errorf("required by the default inbound policy %s", c.DefaultInboundPolicy))
+	}
+	for _, f := range strings.Split(get("LINKERD2_PROXY_INBOUND_PORTS"), ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.ParseUint(f, 10, 16)
+		if err != nil || n == 0 {
+			bad("LINKERD2_PROXY_INBOUND_PORTS", fmt.Errorf("%q is not a port", f))
+			continue
+		}
+		c.InboundPorts = append(c.InboundPorts, uint16(n))
+	}
+	c.PolicyAddr, c.PolicyName = get("LINKERD2_PROXY_POLICY_SVC_ADDR"), get("LINKERD2_PROXY_POLICY_SVC_NAME")
+	if c.PolicyAddr == "" {
+		return errs
+	}
+	if _, _, err := net.SplitHostPort(c.PolicyAddr); err != nil {
+		bad("LINKERD2_PROXY_POLICY_SVC_ADDR", err)
+	}
+	if c.PolicyName == "" {
+		bad("LINKERD2_PROXY_POLICY_SVC_NAME", errors.New("required with LINKERD2_PROXY_POLICY_SVC_ADDR"))
+	}
+	var w struct {
+		Namespace string `json:"ns"`
+		Pod       string `json:"pod"`
+	}
+	if err := json.Unmarshal([]byte(get("LINKERD2_PROXY_POLICY_WORKLOAD")), &w); err != nil || w.Namespace == "" || w.Pod == "" {
+		bad("LINKERD2_PROXY_POLICY_WORKLOAD", errors.New(`want {"ns":"<namespace>","pod":"<name>"} with both set`))
+	}
+	c.PolicyNamespace, c.PolicyPod = w.Namespace, w.Pod
+	return errs
 }

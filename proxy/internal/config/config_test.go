@@ -1,6 +1,7 @@
 package config
 
 import (
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -98,5 +99,42 @@ func TestErrorsReportedTogether(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}
+	}
+}
+
+// The injector's policy variables, as it writes them.
+func TestPolicyVariables(t *testing.T) {
+	m := required()
+	m["LINKERD2_PROXY_POLICY_SVC_ADDR"] = "linkerd-policy.linkerd.svc.cluster.local.:8090"
+	m["LINKERD2_PROXY_POLICY_SVC_NAME"] = "linkerd-destination.linkerd.serviceaccount.identity.linkerd.cluster.local"
+	m["LINKERD2_PROXY_POLICY_WORKLOAD"] = `{"ns":"emojivoto","pod":"web-1"}`
+	m["LINKERD2_PROXY_POLICY_CLUSTER_NETWORKS"] = "198.18.0.0/15,fd00::/8"
+	m["LINKERD2_PROXY_INBOUND_DEFAULT_POLICY"] = "cluster-authenticated"
+	m["LINKERD2_PROXY_INBOUND_PORTS"] = "8080,9090"
+	c, err := FromEnv(env(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.PolicyNamespace != "emojivoto" || c.PolicyPod != "web-1" || len(c.ClusterNetworks) != 2 || len(c.InboundPorts) != 2 || c.InboundPorts[1] != 9090 {
+		t.Errorf("%+v", c)
+	}
+	for name, value := range map[string]string{
+		"LINKERD2_PROXY_INBOUND_DEFAULT_POLICY":  "allow-everything",
+		"LINKERD2_PROXY_POLICY_WORKLOAD":         `{"ns":"emojivoto"}`,
+		"LINKERD2_PROXY_POLICY_CLUSTER_NETWORKS": "198.18.0.0/33",
+		"LINKERD2_PROXY_INBOUND_PORTS":           "8080,http",
+		"LINKERD2_PROXY_POLICY_SVC_NAME":         "",
+	} {
+		bad := maps.Clone(m)
+		bad[name] = value
+		if _, err := FromEnv(env(bad)); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s=%q: %v", name, value, err)
+		}
+	}
+	// A cluster default needs the networks.
+	bad := maps.Clone(m)
+	delete(bad, "LINKERD2_PROXY_POLICY_CLUSTER_NETWORKS")
+	if _, err := FromEnv(env(bad)); err == nil || !strings.Contains(err.Error(), "CLUSTER_NETWORKS") {
+		t.Errorf("cluster default without networks: %v", err)
 	}
 }

@@ -32,6 +32,8 @@ var (
 	FailTimeout     = Failure{http.StatusGatewayTimeout, codes.DeadlineExceeded, ErrTimeout}
 	FailUpstream    = Failure{http.StatusBadGateway, codes.Unavailable, ErrUpstream}
 	FailForbidden   = Failure{http.StatusForbidden, codes.PermissionDenied, ErrForbidden}
+	FailNoRoute     = Failure{http.StatusNotFound, codes.NotFound, ErrNoRoute}
+	FailFilter      = Failure{http.StatusInternalServerError, codes.Internal, ErrFilter}
 	FailNoMeta      = Failure{http.StatusInternalServerError, codes.Internal, "no connection metadata"}
 	// FailDeadline answers a gRPC call whose own deadline (grpc-timeout)
 	// passed before the upstream answered: the caller's doing, so its

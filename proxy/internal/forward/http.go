@@ -21,6 +21,8 @@ const (
 	ErrShuttingDown    = "shutting down"
 	ErrNotReady        = "proxy not ready"
 	ErrForbidden       = "forbidden"
+	ErrNoRoute         = "no route found for request"
+	ErrFilter          = "route has a filter this proxy does not support"
 	ErrDiscoveryFailed = "discovery failed"
 )
 

@@ -28,6 +28,9 @@ type ConnMeta struct {
 	TLS bool
 	// PeerID is the client's mesh identity (inbound, TLS only).
 	PeerID string
+	// Client is the client's address (inbound), for authorization by
+	// network.
+	Client netip.Addr
 	// Slot is the connection's place under the side's connection limit;
 	// the HTTP server releases it when it is done with the connection.
 	Slot *Slot

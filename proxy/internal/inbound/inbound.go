@@ -15,14 +15,17 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/linkerd-go/linkerd-go/api/mesh"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/apppool"
+	"github.com/linkerd-go/linkerd-go/proxy/internal/authz"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/forward"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/h2guard"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/meshtls"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/metrics"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/origdst"
+	"github.com/linkerd-go/linkerd-go/proxy/internal/policy"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/selfaddr"
 )
 
@@ -45,6 +48,9 @@ type Config struct {
 	// HTTP2 bounds what one HTTP/2 client connection may flood; zero
 	// fields take h2guard's defaults.
 	HTTP2 h2guard.Limits
+	// Authz enforces the inbound policy (nil: every client is allowed, as
+	// with the all-unauthenticated default).
+	Authz *authz.Authorizer
 }
 
 // Proxy is the inbound side.
@@ -66,6 +72,10 @@ type Proxy struct {
 func New(cfg Config, store *meshtls.Store, m *metrics.Metrics, log logr.Logger) *Proxy {
 	if cfg.OrigDst == nil {
 		cfg.OrigDst = origdst.Get
+	}
+	if cfg.Authz == nil {
+		allowAll, _ := policy.Default(policy.DefaultAllUnauthenticated, nil)
+		cfg.Authz = authz.New(authz.Fixed{Policy: allowAll}, prometheus.NewRegistry(), log)
 	}
 	p := &Proxy{cfg: cfg, store: store, m: m, log: log}
 	p.dialer = net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second}
@@ -103,6 +113,11 @@ func (p *Proxy) refuseLoop(c net.Conn, target netip.AddrPort) bool {
 
 // forwardTCP connects to the application and copies bytes both ways.
 func (p *Proxy) forwardTCP(c net.Conn, dst netip.AddrPort, l metrics.Labels) {
+	client := policy.Client{Addr: remoteAddr(c), Identity: l.ClientID}
+	if !p.cfg.Authz.Connection(dst.String(), dst.Port(), client) {
+		c.Close()
+		return
+	}
 	h := p.m.For(l)
 	h.TCPOpen.Inc()
 	h.TCPConns.Inc()
@@ -118,4 +133,12 @@ func (p *Proxy) forwardTCP(c net.Conn, dst netip.AddrPort, l metrics.Labels) {
 	defer p.conns.Track(up)()
 	err = forward.TCP(c, up, h)
 	h.TCPClosed(forward.Errno(err))
+}
+
+// remoteAddr is c's peer address (the zero Addr when it is not TCP).
+func remoteAddr(c net.Conn) netip.Addr {
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		return a.AddrPort().Addr().Unmap()
+	}
+	return netip.Addr{}
 }

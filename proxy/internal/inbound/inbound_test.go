@@ -18,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	transportv1 "github.com/linkerd-go/linkerd-go/api/linkerd/transport/v1"
+	"github.com/linkerd-go/linkerd-go/proxy/internal/authz"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/forward"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/h1test"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/h2guard/h2test"
@@ -51,6 +52,17 @@ type fixture struct {
 }
 
 func newFixture(t testing.TB, limits ...forward.Limits) *fixture {
+	t.Helper()
+	var lim forward.Limits
+	if len(limits) > 0 {
+		lim = limits[0]
+	}
+	return newFixtureWith(t, lim, nil)
+}
+
+// newFixtureWith is newFixture with the side's limits and authorizer (nil:
+// every client allowed).
+func newFixtureWith(t testing.TB, lim forward.Limits, az *authz.Authorizer) *fixture {
 	t.Helper()
 	f := &fixture{ca: meshtlstest.NewCA(t), m: metrics.New()}
 
@@ -90,10 +102,6 @@ func newFixture(t testing.TB, limits ...forward.Limits) *fixture {
 	f.echo = netip.MustParseAddrPort(echoLn.Addr().String())
 
 	store := f.ca.Store(t, serverID)
-	var lim forward.Limits
-	if len(limits) > 0 {
-		lim = limits[0]
-	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -105,6 +113,7 @@ func newFixture(t testing.TB, limits ...forward.Limits) *fixture {
 		DetectTimeout:  time.Second,
 		ConnectTimeout: time.Second,
 		Limits:         lim,
+		Authz:          az,
 		Self:           selfaddr.New([]netip.AddrPort{self}, nil),
 		OrigDst: func(net.Conn) (netip.AddrPort, error) {
 			if f.direct.Load() {

@@ -12,7 +12,6 @@ import (
 
 	transportv1 "github.com/linkerd-go/linkerd-go/api/linkerd/transport/v1"
 	"github.com/linkerd-go/linkerd-go/api/mesh"
-	"github.com/linkerd-go/linkerd-go/proxy/internal/authz"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/clientid"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/detect"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/forward"
@@ -65,11 +64,11 @@ func (p *Proxy) handle(c net.Conn, slot *forward.Slot) {
 		p.log.V(1).Info("refused a direct connection without mesh TLS", "client", c.RemoteAddr().String())
 		c.Close()
 	case proto == detect.HTTP1:
-		if err := p.http.Serve(forward.GuardHTTP1(dc), &forward.ConnMeta{Dst: dst, Slot: slot}); err != nil {
+		if err := p.http.Serve(forward.GuardHTTP1(dc), &forward.ConnMeta{Dst: dst, Client: remoteAddr(c), Slot: slot}); err != nil {
 			c.Close()
 		}
 	case proto == detect.HTTP2:
-		if err := p.http.Serve(dc, &forward.ConnMeta{Dst: dst, Slot: slot}); err != nil {
+		if err := p.http.Serve(dc, &forward.ConnMeta{Dst: dst, Client: remoteAddr(c), Slot: slot}); err != nil {
 			c.Close()
 		}
 	default:
@@ -120,7 +119,7 @@ func (p *Proxy) handleTLS(dc *detect.Conn, dst netip.AddrPort, direct bool, slot
 			tc.Close() // HTTP comes redirected, with its original destination
 			return
 		}
-		if err := p.http.Serve(tc, &forward.ConnMeta{Dst: dst, TLS: true, PeerID: peer, Slot: slot}); err != nil {
+		if err := p.http.Serve(tc, &forward.ConnMeta{Dst: dst, TLS: true, PeerID: peer, Client: remoteAddr(dc), Slot: slot}); err != nil {
 			tc.Close()
 		}
 	default:
@@ -137,10 +136,12 @@ func (p *Proxy) handleTLS(dc *detect.Conn, dst netip.AddrPort, direct bool, slot
 // original destination, the client's identity) from forward.ConnMeta.
 func (p *Proxy) newRequestStack() *httputil.ReverseProxy {
 	requests := stack.Layers{
-		// route selection: every request takes the default route for now
+		// route selection: every request takes the default route; the
+		// inbound policy names the route it matched (authz)
 		func(next http.RoundTripper) http.RoundTripper { return route.New(route.Config{}, next) },
-		// authorization by inbound policy: a seam, allows everything
-		func(next http.RoundTripper) http.RoundTripper { return authz.New(next) },
+		// the port's inbound policy: the request's route, who may send it,
+		// the route's filters
+		p.cfg.Authz.Layer,
 		// l5d-client-id from mesh TLS
 		func(next http.RoundTripper) http.RoundTripper { return clientid.New(next) },
 		// an HTTP/1 request carried over HTTP/2 goes on as HTTP/1

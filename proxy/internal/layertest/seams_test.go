@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/linkerd-go/linkerd-go/proxy/internal/accrual"
-	"github.com/linkerd-go/linkerd-go/proxy/internal/authz"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/layertest"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/retry"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/tap"
@@ -17,7 +16,6 @@ import (
 func TestSeamsPassThrough(t *testing.T) {
 	for name, layer := range map[string]func(http.RoundTripper) http.RoundTripper{
 		"accrual": func(n http.RoundTripper) http.RoundTripper { return accrual.New(n) },
-		"authz":   func(n http.RoundTripper) http.RoundTripper { return authz.New(n) },
 		"retry":   func(n http.RoundTripper) http.RoundTripper { return retry.New(n) },
 		"tap":     func(n http.RoundTripper) http.RoundTripper { return tap.New(n) },
 	} {
