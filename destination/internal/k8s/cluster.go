@@ -352,10 +352,16 @@ func trimContainers(cs []corev1.Container) []corev1.Container {
 	return out
 }
 
-// trimProbe keeps the port and path of an HTTP probe; other probes go.
+// trimProbe keeps the port and path of an HTTP probe and the port of a
+// gRPC probe; other probes go.
 func trimProbe(p *corev1.Probe) *corev1.Probe {
-	if p == nil || p.HTTPGet == nil {
+	switch {
+	case p == nil:
 		return nil
+	case p.HTTPGet != nil:
+		return &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: p.HTTPGet.Path, Port: p.HTTPGet.Port}}}
+	case p.GRPC != nil:
+		return &corev1.Probe{ProbeHandler: corev1.ProbeHandler{GRPC: &corev1.GRPCAction{Port: p.GRPC.Port}}}
 	}
-	return &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: p.HTTPGet.Path, Port: p.HTTPGet.Port}}}
+	return nil
 }

@@ -165,7 +165,7 @@ func containers(pod *corev1.Pod) []corev1.Container {
 }
 
 // defaultServer is the policy of a port no Server takes.
-func (c *Computer) defaultServer(pod *corev1.Pod, port uint16, probes []string) *policyv1.Server {
+func (c *Computer) defaultServer(pod *corev1.Pod, port uint16, probes []probe) *policyv1.Server {
 	policy := c.defaultPolicy(pod)
 	if requiresIdentity(c.log, pod, port) {
 		policy = policy.authenticated()
@@ -300,7 +300,7 @@ func (c *Computer) resolve(ap *authorizationPolicy) (authz, bool) {
 // first, each with the AuthorizationPolicies that target it; without any,
 // the default routes. An HTTPRoute that cannot be used still counts as
 // one, so that the Server never falls back to the catch-all default route.
-func (c *Computer) routes(ns, srvName string, aps []*authorizationPolicy, probes []string) []*policyv1.HttpRoute {
+func (c *Computer) routes(ns, srvName string, aps []*authorizationPolicy, probes []probe) []*policyv1.HttpRoute {
 	type entry struct {
 		created
 		route *policyv1.HttpRoute
@@ -359,7 +359,7 @@ func mentionsServer(obj *unstructured.Unstructured, srvName string) bool {
 // defaultRoutes is one route for every request (the Server's
 // authorizations apply) and, when the pod has HTTP probes on the port, one
 // for the probe paths that the probe networks may use unauthenticated.
-func (c *Computer) defaultRoutes(probes []string) []*policyv1.HttpRoute {
+func (c *Computer) defaultRoutes(probes []probe) []*policyv1.HttpRoute {
 	routes := []*policyv1.HttpRoute{{
 		Labels: map[string]string{"group": "", "kind": "default", "name": "default"},
 		Rules:  []*policyv1.HttpRoute_Rule{everyRequest()},
@@ -369,7 +369,7 @@ func (c *Computer) defaultRoutes(probes []string) []*policyv1.HttpRoute {
 	}
 	rule := &policyv1.HttpRoute_Rule{}
 	for _, p := range probes {
-		rule.Matches = append(rule.Matches, &policyv1.HttpRouteMatch{Method: "GET", Path: &policyv1.HttpPathMatch{Kind: &policyv1.HttpPathMatch_Exact{Exact: p}}})
+		rule.Matches = append(rule.Matches, &policyv1.HttpRouteMatch{Method: p.method, Path: &policyv1.HttpPathMatch{Kind: &policyv1.HttpPathMatch_Exact{Exact: p.path}}})
 	}
 	probe := authz{kind: "default", name: "probe", networks: networksOf(c.cfg.ProbeNetworks), clients: clients{anyone: true}}
 	return append(routes, &policyv1.HttpRoute{
@@ -379,12 +379,28 @@ func (c *Computer) defaultRoutes(probes []string) []*policyv1.HttpRoute {
 	})
 }
 
-// probePaths returns the sorted paths of the pod's HTTP probes on port.
-func probePaths(pod *corev1.Pod, port uint16) []string {
-	var out []string
+// probe is a request the kubelet makes to check a container: GET of an
+// HTTP probe's path, or the gRPC health check.
+type probe struct{ method, path string }
+
+// grpcHealthCheck is the call of a gRPC probe (grpc.health.v1.Health).
+var grpcHealthCheck = probe{method: "POST", path: "/grpc.health.v1.Health/Check"}
+
+// probePaths returns the pod's probes on port, sorted: its HTTP probes'
+// paths and, for a gRPC probe, the health check call.
+func probePaths(pod *corev1.Pod, port uint16) []probe {
+	var out []probe
 	for _, ct := range containers(pod) {
 		for _, p := range []*corev1.Probe{ct.LivenessProbe, ct.ReadinessProbe, ct.StartupProbe} {
-			if p == nil || p.HTTPGet == nil || !probePort(ct, p.HTTPGet.Port, port) {
+			switch {
+			case p == nil:
+				continue
+			case p.GRPC != nil && p.GRPC.Port == int32(port):
+				if !slices.Contains(out, grpcHealthCheck) {
+					out = append(out, grpcHealthCheck)
+				}
+				continue
+			case p.HTTPGet == nil || !probePort(ct, p.HTTPGet.Port, port):
 				continue
 			}
 			path := p.HTTPGet.Path
@@ -395,12 +411,12 @@ func probePaths(pod *corev1.Pod, port uint16) []string {
 			if err != nil || !strings.HasPrefix(u.Path, "/") {
 				continue
 			}
-			if !slices.Contains(out, u.Path) {
-				out = append(out, u.Path)
+			if pr := (probe{method: "GET", path: u.Path}); !slices.Contains(out, pr) {
+				out = append(out, pr)
 			}
 		}
 	}
-	slices.Sort(out)
+	slices.SortFunc(out, func(a, b probe) int { return cmp.Or(cmp.Compare(a.path, b.path), cmp.Compare(a.method, b.method)) })
 	return out
 }
 

@@ -115,6 +115,30 @@ server default/all-unauthenticated detect
 	expectPolicy(t, s, "emoji", "web-1", 8080, defaultOpen)
 }
 
+// A gRPC probe is the kubelet's call of grpc.health.v1.Health/Check: it
+// stays open to the probe networks, as HTTP probe paths do.
+func TestGRPCProbe(t *testing.T) {
+	s := storeOf(t, basePods+`
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: backend-1, namespace: emoji}
+spec:
+  containers:
+  - name: backend
+    image: backend
+    ports: [{name: grpc, containerPort: 8080}]
+    readinessProbe:
+      grpc: {port: 8080}
+`)
+	expectPolicy(t, s, "emoji", "backend-1", 8080, `
+server default/all-unauthenticated detect
+  authz default/all-unauthenticated any from `+anyNet+``+catchAll+`
+  route default/probe
+    rule POST =/grpc.health.v1.Health/Check
+    authz default/probe any from `+anyNet)
+}
+
 func TestServerSelection(t *testing.T) {
 	s := storeOf(t, basePods+"---\n"+readFile("testdata/servers.yaml"))
 	// The named port, and the older of two Servers.

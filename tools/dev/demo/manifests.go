@@ -136,6 +136,27 @@ func UnmeshedPod(ns string) *corev1.Pod {
 	}
 }
 
+// FrontendClient is a frontend named name in ns, calling the demo's backend
+// in backendNS, with its ServiceAccount (also named name): a second caller
+// of the backend, from another namespace or (meshed false: annotated
+// linkerd.io/inject: disabled) from outside the mesh, for policy tests.
+func FrontendClient(ns, name, backendNS string, meshed bool) []any {
+	backendAddr := fmt.Sprintf("%s.%s.svc.%s:%d", Backend, backendNS, cluster.ClusterDomain, Port)
+	d := deployment(ns, name, 1, container("frontend", []string{"--addr", ":" + strconv.Itoa(Port), "--backend", backendAddr},
+		corev1.ContainerPort{Name: "http", ContainerPort: Port},
+		corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/ready", Port: intstr.FromInt32(Port)}}))
+	if !meshed {
+		d.Spec.Template.Annotations = map[string]string{mesh.AnnotationInject: "disabled"}
+	}
+	return []any{
+		&corev1.ServiceAccount{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"},
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		},
+		d,
+	}
+}
+
 func service(ns, name, portName string) *corev1.Service {
 	return &corev1.Service{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
