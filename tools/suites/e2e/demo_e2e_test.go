@@ -96,6 +96,7 @@ func testDemo(t *testing.T, ctx context.Context, kube kubernetes.Interface, c *c
 		}
 		t.Logf("linkerd check: %d checks passed", len(report.Results))
 	})
+	t.Run("inbound-policy", func(t *testing.T) { testPolicy(t, ctx, kube, c, ns) })
 	t.Run("destination-restart-keeps-traffic", func(t *testing.T) { checkDestinationRestart(t, ctx, kube, ns) })
 	t.Run("control-plane-outage-with-pod-replacement", func(t *testing.T) { checkControlPlaneOutage(t, ctx, kube, ns) })
 	t.Run("next-steps", func(t *testing.T) { runNextSteps(t, ctx, c, root, ns, session) })

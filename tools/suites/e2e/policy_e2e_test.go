@@ -1,0 +1,307 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/linkerd-go/linkerd-go/api/mesh"
+	"github.com/linkerd-go/linkerd-go/tools/dev/cluster"
+	"github.com/linkerd-go/linkerd-go/tools/dev/demo"
+)
+
+// The policy test's clients of the demo's backend, beside the demo's own
+// frontend: a meshed frontend in another namespace, and an unmeshed one in
+// the demo's namespace.
+const (
+	otherClient    = "frontend-elsewhere"
+	unmeshedClient = "frontend-unmeshed"
+)
+
+var (
+	serverGVR  = schema.GroupVersionResource{Group: "policy.linkerd.io", Version: "v1beta3", Resource: "servers"}
+	authzGVR   = schema.GroupVersionResource{Group: "policy.linkerd.io", Version: "v1alpha1", Resource: "authorizationpolicies"}
+	meshTLSGVR = schema.GroupVersionResource{Group: "policy.linkerd.io", Version: "v1alpha1", Resource: "meshtlsauthentications"}
+	netAuthGVR = schema.GroupVersionResource{Group: "policy.linkerd.io", Version: "v1alpha1", Resource: "networkauthentications"}
+)
+
+// testPolicy puts the demo's backend behind a Server that only the demo's
+// frontend's ServiceAccount may use, as Linkerd's documentation does, and
+// checks what each caller gets: the frontend is served, a meshed caller
+// from another namespace and an unmeshed one get PERMISSION_DENIED from the
+// backend's proxy. Then: a NetworkAuthentication admits the unmeshed
+// caller's address; with destination scaled to zero the proxies keep the
+// policy; a namespace annotated deny refuses what is not authorized, audit
+// lets it through and counts it. Every change takes effect without a pod
+// restart; the delays are logged.
+func testPolicy(t *testing.T, ctx context.Context, kube kubernetes.Interface, c *cluster.Cluster, ns string) {
+	rc, err := clientcmd.BuildConfigFromFlags("", c.KubeconfigPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dyn, err := dynamic.NewForConfig(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherNS := ns + "-elsewhere"
+	objs := []any{&corev1.Namespace{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"},
+		ObjectMeta: metav1.ObjectMeta{Name: otherNS, Annotations: map[string]string{mesh.AnnotationInject: "enabled"}},
+	}}
+	objs = append(objs, demo.FrontendClient(otherNS, otherClient, ns, true)...)
+	objs = append(objs, demo.FrontendClient(ns, unmeshedClient, ns, false)...)
+	if err := demo.Apply(ctx, kube, objs...); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx := context.Background()
+		_ = kube.CoreV1().Namespaces().Delete(ctx, otherNS, metav1.DeleteOptions{})
+		_ = kube.AppsV1().Deployments(ns).Delete(ctx, unmeshedClient, metav1.DeleteOptions{})
+		_ = kube.CoreV1().ServiceAccounts(ns).Delete(ctx, unmeshedClient, metav1.DeleteOptions{})
+		for _, o := range []struct {
+			gvr  schema.GroupVersionResource
+			name string
+		}{{authzGVR, "backend-frontend-only"}, {authzGVR, "backend-unmeshed-network"}, {meshTLSGVR, "frontend-only"}, {netAuthGVR, "unmeshed-frontend"}, {serverGVR, "backend-grpc"}} {
+			_ = dyn.Resource(o.gvr).Namespace(ns).Delete(ctx, o.name, metav1.DeleteOptions{})
+		}
+	})
+	if err := demo.Poll(ctx, stepTimeout, time.Second, func(ctx context.Context) error {
+		if err := demo.DeploymentsReady(ctx, kube, otherNS, otherClient); err != nil {
+			return err
+		}
+		return demo.DeploymentsReady(ctx, kube, ns, unmeshedClient)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	own := caller{kube: kube, ns: ns, app: demo.Frontend}
+	other := caller{kube: kube, ns: otherNS, app: otherClient}
+	unmeshed := caller{kube: kube, ns: ns, app: unmeshedClient}
+
+	t.Run("all-callers-served-without-policy", func(t *testing.T) {
+		for _, c := range []caller{own, other, unmeshed} {
+			c.waitFor(t, ctx, served)
+		}
+	})
+
+	t.Run("only-the-frontend-authorized", func(t *testing.T) {
+		start := time.Now()
+		applyPolicy(t, ctx, dyn, ns,
+			object("Server", "v1beta3", ns, "backend-grpc", map[string]any{
+				"podSelector":   map[string]any{"matchLabels": map[string]any{"app": demo.Backend}},
+				"port":          "grpc",
+				"proxyProtocol": "gRPC",
+			}),
+			object("MeshTLSAuthentication", "v1alpha1", ns, "frontend-only", map[string]any{
+				"identityRefs": []any{map[string]any{"kind": "ServiceAccount", "name": demo.Frontend}},
+			}),
+			object("AuthorizationPolicy", "v1alpha1", ns, "backend-frontend-only", map[string]any{
+				"targetRef":                  map[string]any{"group": "policy.linkerd.io", "kind": "Server", "name": "backend-grpc"},
+				"requiredAuthenticationRefs": []any{map[string]any{"group": "policy.linkerd.io", "kind": "MeshTLSAuthentication", "name": "frontend-only"}},
+			}),
+		)
+		other.waitFor(t, ctx, permissionDenied)
+		t.Logf("policy applied → a meshed caller from another namespace refused after %s", time.Since(start).Round(10*time.Millisecond))
+		unmeshed.waitFor(t, ctx, permissionDenied)
+		own.waitFor(t, ctx, served)
+		// The backend's proxies say who they let in and what they refused.
+		allowed, denied := backendAuthz(t, ctx, kube, ns)
+		if allowed == 0 || denied == 0 {
+			t.Errorf("backend proxies: %v requests allowed by backend-frontend-only, %v denied; want both", allowed, denied)
+		}
+	})
+	if t.Failed() {
+		return
+	}
+
+	t.Run("network-authentication-admits-a-cidr", func(t *testing.T) {
+		pod := unmeshed.pod(t, ctx)
+		start := time.Now()
+		applyPolicy(t, ctx, dyn, ns,
+			object("NetworkAuthentication", "v1alpha1", ns, "unmeshed-frontend", map[string]any{
+				"networks": []any{map[string]any{"cidr": pod.Status.PodIP + "/32"}},
+			}),
+			object("AuthorizationPolicy", "v1alpha1", ns, "backend-unmeshed-network", map[string]any{
+				"targetRef":                  map[string]any{"group": "policy.linkerd.io", "kind": "Server", "name": "backend-grpc"},
+				"requiredAuthenticationRefs": []any{map[string]any{"group": "policy.linkerd.io", "kind": "NetworkAuthentication", "name": "unmeshed-frontend"}},
+			}),
+		)
+		unmeshed.waitFor(t, ctx, served)
+		t.Logf("NetworkAuthentication applied → the unmeshed caller served after %s", time.Since(start).Round(10*time.Millisecond))
+		other.waitFor(t, ctx, permissionDenied)
+	})
+
+	t.Run("policy-kept-without-destination", func(t *testing.T) {
+		scaleControlPlane(t, ctx, kube, "destination", 0)
+		defer scaleControlPlane(t, ctx, kube, "destination", 1)
+		for _, c := range []struct {
+			c    caller
+			want outcome
+		}{{own, served}, {other, permissionDenied}, {unmeshed, served}} {
+			if got := c.c.call(t, ctx); got.kind != c.want {
+				t.Errorf("%s/%s with destination down: %s, want %s", c.c.ns, c.c.app, got, c.want)
+			}
+		}
+	})
+
+	t.Run("namespace-deny-and-audit", func(t *testing.T) {
+		// The other namespace's frontend has no Server: its namespace's
+		// annotation decides. This test calls it from outside the mesh
+		// (the API server), which deny refuses and audit lets through.
+		annotate(t, ctx, kube, otherNS, "deny")
+		start := time.Now()
+		other.waitFor(t, ctx, forbiddenByProxy)
+		t.Logf("namespace annotated deny → refused after %s", time.Since(start).Round(10*time.Millisecond))
+		annotate(t, ctx, kube, otherNS, "audit")
+		start = time.Now()
+		other.waitFor(t, ctx, permissionDenied) // through its proxy, refused by the backend's
+		t.Logf("namespace annotated audit → let through after %s", time.Since(start).Round(10*time.Millisecond))
+		m, err := proxyMetrics(ctx, kube, other.pod(t, ctx))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := sum(where(m["inbound_http_authz_allow_total"], map[string]string{"authz_kind": "default", "authz_name": "audit"})); n == 0 {
+			t.Error("the audited requests were not counted under authz_name=audit")
+		}
+	})
+}
+
+// outcome is what a call of a frontend came to.
+type outcome string
+
+const (
+	served           outcome = "served"            // 200
+	permissionDenied outcome = "permission-denied" // 502 from the frontend: the backend's proxy answered PERMISSION_DENIED
+	forbiddenByProxy outcome = "forbidden"         // 403 from the frontend's own proxy
+	otherOutcome     outcome = "other"
+)
+
+type result struct {
+	kind   outcome
+	status int
+	body   string
+}
+
+func (r result) String() string { return fmt.Sprintf("%s (%d %q)", r.kind, r.status, r.body) }
+
+// caller is a frontend that the test calls through the API server's pod
+// proxy; the frontend calls the backend.
+type caller struct {
+	kube    kubernetes.Interface
+	ns, app string
+}
+
+func (c caller) pod(t *testing.T, ctx context.Context) corev1.Pod {
+	t.Helper()
+	pods, err := demo.Pods(ctx, c.kube, c.ns, c.app)
+	if err != nil || len(pods) == 0 {
+		t.Fatalf("pods of %s/%s: %d, %v", c.ns, c.app, len(pods), err)
+	}
+	return pods[0]
+}
+
+func (c caller) call(t *testing.T, ctx context.Context) result {
+	t.Helper()
+	p := c.pod(t, ctx)
+	body, err := c.kube.CoreV1().Pods(p.Namespace).ProxyGet("http", p.Name, fmt.Sprint(demo.Port), "/", nil).DoRaw(ctx)
+	code := 200
+	if err != nil {
+		// A status other than 2xx comes back as an API status error with
+		// the pod's answer as its body.
+		code = 0
+		if s, ok := err.(apierrors.APIStatus); ok {
+			code = int(s.Status().Code)
+		}
+		if len(body) == 0 {
+			body = []byte(err.Error())
+		}
+	}
+	r := result{status: code, body: strings.TrimSpace(string(body)), kind: otherOutcome}
+	switch {
+	case code == 200:
+		r.kind = served
+	case code == 502 && strings.Contains(r.body, "PermissionDenied"):
+		r.kind = permissionDenied
+	case code == 403:
+		r.kind = forbiddenByProxy
+	}
+	return r
+}
+
+// waitFor calls c until the call comes to want.
+func (c caller) waitFor(t *testing.T, ctx context.Context, want outcome) {
+	t.Helper()
+	waitUntil(t, ctx, fmt.Sprintf("%s/%s %s", c.ns, c.app, want), func() error {
+		if got := c.call(t, ctx); got.kind != want {
+			return fmt.Errorf("got %s", got)
+		}
+		return nil
+	})
+}
+
+func object(kind, version, ns, name string, spec map[string]any) *unstructured.Unstructured {
+	return &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "policy.linkerd.io/" + version,
+		"kind":       kind,
+		"metadata":   map[string]any{"name": name, "namespace": ns},
+		"spec":       spec,
+	}}
+}
+
+func applyPolicy(t *testing.T, ctx context.Context, dyn dynamic.Interface, ns string, objs ...*unstructured.Unstructured) {
+	t.Helper()
+	resources := map[string]schema.GroupVersionResource{
+		"Server": serverGVR, "AuthorizationPolicy": authzGVR, "MeshTLSAuthentication": meshTLSGVR, "NetworkAuthentication": netAuthGVR,
+	}
+	for _, o := range objs {
+		data, err := o.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		force := true
+		if _, err := dyn.Resource(resources[o.GetKind()]).Namespace(ns).Patch(ctx, o.GetName(), types.ApplyPatchType, data, metav1.PatchOptions{FieldManager: "linkerd-go-e2e", Force: &force}); err != nil {
+			t.Fatalf("applying %s %s: %v", o.GetKind(), o.GetName(), err)
+		}
+	}
+}
+
+// backendAuthz sums, over the backend's proxies, the requests the
+// backend-frontend-only policy allowed and those the Server refused.
+func backendAuthz(t *testing.T, ctx context.Context, kube kubernetes.Interface, ns string) (allowed, denied float64) {
+	t.Helper()
+	pods, err := demo.Pods(ctx, kube, ns, demo.Backend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pods {
+		m, err := proxyMetrics(ctx, kube, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		allowed += sum(where(m["inbound_http_authz_allow_total"], map[string]string{"srv_name": "backend-grpc", "authz_name": "backend-frontend-only"}))
+		denied += sum(where(m["inbound_http_authz_deny_total"], map[string]string{"srv_name": "backend-grpc"}))
+	}
+	return allowed, denied
+}
+
+// annotate sets ns's default inbound policy.
+func annotate(t *testing.T, ctx context.Context, kube kubernetes.Interface, ns, policy string) {
+	t.Helper()
+	patch := []byte(fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, mesh.AnnotationDefaultInboundPolicy, policy))
+	if _, err := kube.CoreV1().Namespaces().Patch(ctx, ns, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
