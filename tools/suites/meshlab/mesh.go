@@ -300,6 +300,10 @@ func (m *Mesh) startProxy(ctx context.Context, ns, sa, pod string, anchorsPEM []
 		"LINKERD2_PROXY_IDENTITY_SVC_NAME=" + IdentityName("linkerd-identity", ControlPlaneNS),
 		"LINKERD2_PROXY_IDENTITY_LOCAL_NAME=" + IdentityName(sa, AppNS),
 		"LINKERD2_PROXY_SHUTDOWN_GRACE_PERIOD=5s",
+		"LINKERD2_PROXY_POLICY_SVC_ADDR=" + gw + ":8090",
+		"LINKERD2_PROXY_POLICY_SVC_NAME=" + IdentityName("linkerd-destination", ControlPlaneNS),
+		`LINKERD2_PROXY_POLICY_WORKLOAD={"ns":"` + AppNS + `","pod":"` + pod + `"}`,
+		"LINKERD2_PROXY_INBOUND_DEFAULT_POLICY=all-unauthenticated",
 	}
 	env = append(env, m.opts.ProxyEnv...)
 	argv := append([]string{"ip", "netns", "exec", ns}, AsProxyUID()...)
