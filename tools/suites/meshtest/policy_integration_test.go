@@ -114,4 +114,3 @@ func apply(t *testing.T, ctx context.Context, dyn dynamic.Interface, resource, v
 		t.Fatalf("applying %s %s: %v", kind, name, err)
 	}
 }
-
