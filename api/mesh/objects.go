@@ -30,6 +30,10 @@ const (
 	ProxyContainerName      = "linkerd-proxy"
 	InitContainerName       = "linkerd-init"
 	IdentityTokenVolumeName = "linkerd-identity-token"
+	// TrustRootsConfigMap holds the trust anchors the control plane
+	// serves, as a PEM bundle under TrustRootsKey.
+	TrustRootsConfigMap = "linkerd-identity-trust-roots"
+	TrustRootsKey       = "ca-bundle.crt"
 )
 
 // The two layouts of the issuer Secret (identity.issuer.scheme).

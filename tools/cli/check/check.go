@@ -9,8 +9,8 @@
 // This file holds the runner and the order of the checks; each category's
 // checks are in a file of their own: kubernetes.go (kubernetes-api),
 // controlplane.go (linkerd-crds, linkerd-existence), identity.go
-// (linkerd-identity), webhooks.go (linkerd-webhooks), dataplane.go
-// (linkerd-data-plane).
+// (linkerd-identity), webhooks.go (linkerd-webhooks), policy.go
+// (linkerd-policy), dataplane.go (linkerd-data-plane).
 package check
 
 import (
@@ -23,11 +23,13 @@ import (
 	apiextclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/linkerd-go/linkerd-go/api/mesh"
 )
 
 // Names of the control plane's objects (deploy/charts/linkerd-control-plane).
 const (
-	TrustRootsConfigMap   = "linkerd-identity-trust-roots"
+	TrustRootsConfigMap   = mesh.TrustRootsConfigMap
 	IssuerSecret          = "linkerd-identity-issuer"
 	WebhookSecret         = "linkerd-proxy-injector-k8s-tls"
 	WebhookConfiguration  = "linkerd-proxy-injector-webhook-config"
@@ -71,6 +73,9 @@ type Config struct {
 	// checks that the webhook added the proxy. Nothing is stored.
 	InjectionProbe          bool
 	InjectionProbeNamespace string
+	// PolicyProbe asks destination's policy API for a policy through a
+	// port-forward (it needs RESTConfig and a kubelet that forwards).
+	PolicyProbe bool
 	// Now is the clock (nil = time.Now).
 	Now func() time.Time
 }
@@ -226,6 +231,12 @@ func (r *runner) run(ctx context.Context) {
 	r.check(webhook, "proxy-injector Service has ready endpoints", r.checkInjectorEndpoints, ctx)
 	if r.cfg.InjectionProbe {
 		r.check(webhook, "a dry-run pod with linkerd.io/inject: enabled gets the proxy", r.checkInjectionProbe, ctx)
+	}
+
+	const policy = "linkerd-policy"
+	r.check(policy, "policy CRDs serve the versions the control plane reads", r.checkPolicyVersions, ctx)
+	if r.cfg.PolicyProbe {
+		r.check(policy, "policy service answers a proxy's WatchPort", r.checkPolicyService, ctx)
 	}
 
 	if r.cfg.Proxy {

@@ -44,7 +44,7 @@ func (r *runner) checkAnchors(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	bundle := cm.Data["ca-bundle.crt"]
+	bundle := cm.Data[mesh.TrustRootsKey]
 	certs, err := pki.ParseCertificates([]byte(bundle))
 	if err != nil {
 		return fail("set identityTrustAnchorsPEM to the PEM trust anchor(s)", "ConfigMap %s key ca-bundle.crt: %v", TrustRootsConfigMap, err)

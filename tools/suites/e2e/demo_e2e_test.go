@@ -563,7 +563,7 @@ func runCheck(t *testing.T, ctx context.Context, c *cluster.Cluster, ns string) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	report, err := check.Run(ctx, check.Config{RESTConfig: rc, Proxy: true, ProxyNamespace: ns, InjectionProbe: true, InjectionProbeNamespace: ns})
+	report, err := check.Run(ctx, check.Config{RESTConfig: rc, Proxy: true, ProxyNamespace: ns, InjectionProbe: true, InjectionProbeNamespace: ns, PolicyProbe: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,8 +3,10 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,9 +19,11 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/linkerd-go/linkerd-go/api/mesh"
+	"github.com/linkerd-go/linkerd-go/tools/cli/authz"
 	"github.com/linkerd-go/linkerd-go/tools/dev/cluster"
 	"github.com/linkerd-go/linkerd-go/tools/dev/demo"
 )
@@ -117,6 +121,8 @@ func testPolicy(t *testing.T, ctx context.Context, kube kubernetes.Interface, c 
 		t.Logf("policy applied → a meshed caller from another namespace refused after %s", time.Since(start).Round(10*time.Millisecond))
 		unmeshed.waitFor(t, ctx, permissionDenied)
 		own.waitFor(t, ctx, served)
+		// linkerd authz says what the proxies enforce.
+		checkAuthz(t, ctx, kube, rc, ns)
 		// The backend's proxies say who they let in and what they refused.
 		allowed, denied := backendAuthz(t, ctx, kube, ns)
 		if allowed == 0 || denied == 0 {
@@ -303,5 +309,43 @@ func annotate(t *testing.T, ctx context.Context, kube kubernetes.Interface, ns, 
 	patch := []byte(fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, mesh.AnnotationDefaultInboundPolicy, policy))
 	if _, err := kube.CoreV1().Namespaces().Patch(ctx, ns, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// checkAuthz runs linkerd authz's query for deploy/backend: every backend
+// pod's grpc port is under Server/backend-grpc, whose default route admits
+// the frontend's AuthorizationPolicy and whose probe route the probes.
+func checkAuthz(t *testing.T, ctx context.Context, kube kubernetes.Interface, rc *rest.Config, ns string) {
+	t.Helper()
+	pods, err := demo.Pods(ctx, kube, ns, demo.Backend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := authz.Connect(ctx, authz.Config{RESTConfig: rc, Kube: kube, ControlPlaneNamespace: namespace})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	rows, err := c.Query(ctx, pods)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table bytes.Buffer
+	if err := authz.WriteTable(&table, rows); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("linkerd authz -n %s deploy/backend:\n%s", ns, table.String())
+	seen := map[string]bool{}
+	for _, r := range rows {
+		if r.Server != "Server/backend-grpc" || r.Protocol != "gRPC" {
+			t.Errorf("%s port %d: server %s (%s), want Server/backend-grpc (gRPC)", r.Pod, r.Port, r.Server, r.Protocol)
+		}
+		seen[r.Route] = true
+		if !slices.Contains(r.Authorizations, "AuthorizationPolicy/backend-frontend-only") {
+			t.Errorf("%s port %d route %s: authorizations %v lack the frontend's", r.Pod, r.Port, r.Route, r.Authorizations)
+		}
+	}
+	if !seen["default/default"] || !seen["default/probe"] {
+		t.Errorf("routes %v, want the default and the probe route", seen)
 	}
 }

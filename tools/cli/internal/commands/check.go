@@ -19,7 +19,9 @@ are available with Ready pods and ready proxies, the trust anchors, issuer
 and webhook certificates are valid and do not expire within
 --expiry-warning, the injector webhook's caBundle matches its certificate
 and its Service has endpoints, and (--injection-probe) a server-side
-dry-run pod annotated linkerd.io/inject: enabled gets the proxy. --proxy
+dry-run pod annotated linkerd.io/inject: enabled gets the proxy, the policy
+CRDs serve the versions destination reads and (--policy-probe) its policy
+API answers a WatchPort as a proxy's would. --proxy
 also checks the data-plane proxies (of -n, or of every namespace).
 
 Each failed check says what is wrong and how to fix it. Exit code 1 when a
@@ -39,6 +41,7 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	expiry := fs.Duration("expiry-warning", check.DefaultExpiryWarning, "fail for certificates expiring sooner than this")
 	probe := fs.Bool("injection-probe", true, "dry-run create a pod to see the injector add the proxy")
 	probeNS := fs.String("injection-probe-namespace", "default", "namespace of the dry-run pod")
+	policyProbe := fs.Bool("policy-probe", true, "ask destination's policy API for a policy, through a port-forward")
 	timeout := fs.Duration("timeout", time.Minute, "give up after this long")
 	if _, err := parseArgs(fs, args, 0, 0); err != nil {
 		return err
@@ -60,6 +63,7 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		ProxyNamespace:          ns,
 		InjectionProbe:          *probe,
 		InjectionProbeNamespace: *probeNS,
+		PolicyProbe:             *policyProbe,
 	})
 	if err != nil {
 		return err

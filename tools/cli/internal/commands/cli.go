@@ -25,6 +25,7 @@ func program() subcmd.Program {
 			"stat":        {Summary: "Success rate, RPS and latency per Deployment, from the proxies", Run: runStat},
 			"diagnostics": {Summary: "proxy-metrics: the raw metrics of pods' proxies", Run: runDiagnostics},
 			"identity":    {Summary: "The mesh identity and certificate expiry of pods' proxies", Run: runIdentity},
+			"authz":       {Summary: "The inbound policy of pods' ports: Server, routes, authorizations", Run: runAuthz},
 			"install":     {Summary: "Render the CRDs (--crds) or the control plane for kubectl apply", Run: runInstall},
 		},
 	}

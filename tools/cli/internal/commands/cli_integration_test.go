@@ -155,7 +155,7 @@ func TestInstallApplyCheck(t *testing.T) {
 
 	checkOK := func(t *testing.T) {
 		t.Helper()
-		code, out, stderr := runCLI(t, "check", "--kubeconfig", c.kubeconfig, "--injection-probe=false")
+		code, out, stderr := runCLI(t, "check", "--kubeconfig", c.kubeconfig, "--injection-probe=false", "--policy-probe=false")
 		if code != 0 || !strings.Contains(out, "Status check results are ✓") {
 			t.Fatalf("check: exit %d\n%s\n%s", code, out, stderr)
 		}
@@ -164,7 +164,7 @@ func TestInstallApplyCheck(t *testing.T) {
 	// an error containing want, and every other check to pass.
 	checkFails := func(t *testing.T, description, want string) {
 		t.Helper()
-		code, out, stderr := runCLI(t, "check", "--kubeconfig", c.kubeconfig, "--injection-probe=false", "-o", "json")
+		code, out, stderr := runCLI(t, "check", "--kubeconfig", c.kubeconfig, "--injection-probe=false", "--policy-probe=false", "-o", "json")
 		if code != 1 {
 			t.Errorf("check: exit %d, want 1 (stderr %s)", code, stderr)
 		}
@@ -177,7 +177,7 @@ func TestInstallApplyCheck(t *testing.T) {
 			t.Errorf("want only %q failing with %q and a hint; got %+v", description, want, failed)
 		}
 		// The text output names the problem too.
-		code, text, _ := runCLI(t, "check", "--kubeconfig", c.kubeconfig, "--injection-probe=false")
+		code, text, _ := runCLI(t, "check", "--kubeconfig", c.kubeconfig, "--injection-probe=false", "--policy-probe=false")
 		if code != 1 || !strings.Contains(text, "× "+description+"\n    ") || !strings.Contains(text, want) || !strings.Contains(text, "Status check results are ×") {
 			t.Errorf("text output: exit %d\n%s", code, text)
 		}
@@ -227,7 +227,7 @@ func TestInstallApplyCheck(t *testing.T) {
 		if pod, err = c.kube.CoreV1().Pods("app").UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		code, out, stderr := runCLI(t, "check", "--kubeconfig", c.kubeconfig, "--injection-probe=false", "--proxy", "-n", "app")
+		code, out, stderr := runCLI(t, "check", "--kubeconfig", c.kubeconfig, "--injection-probe=false", "--policy-probe=false", "--proxy", "-n", "app")
 		if code != 0 || !strings.Contains(out, "✓ data-plane proxies are ready (namespace app)") {
 			t.Fatalf("check --proxy: exit %d\n%s\n%s", code, out, stderr)
 		}
@@ -236,7 +236,7 @@ func TestInstallApplyCheck(t *testing.T) {
 		if _, err := c.kube.CoreV1().Pods("app").UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		code, out, _ = runCLI(t, "check", "--kubeconfig", c.kubeconfig, "--injection-probe=false", "--proxy", "-n", "app")
+		code, out, _ = runCLI(t, "check", "--kubeconfig", c.kubeconfig, "--injection-probe=false", "--policy-probe=false", "--proxy", "-n", "app")
 		if code != 1 || !strings.Contains(out, "proxies not ready: app/web-1") {
 			t.Errorf("check --proxy with an unready proxy: exit %d\n%s", code, out)
 		}

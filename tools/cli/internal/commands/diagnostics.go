@@ -36,19 +36,7 @@ func runDiagnostics(ctx context.Context, args []string, stdout, stderr io.Writer
 }
 
 func runProxyMetrics(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("diagnostics proxy-metrics", diagnosticsUsage, stderr)
-	var cf clusterFlags
-	cf.register(fs)
-	ns := namespaceFlag(fs)
-	pos, err := parseArgs(fs, args, 1, 1)
-	if err != nil {
-		return err
-	}
-	clients, err := cf.Clients()
-	if err != nil {
-		return err
-	}
-	pods, err := resolvePods(ctx, clients.Kube, *ns, pos[0])
+	clients, pods, err := newPodsCommand("diagnostics proxy-metrics", diagnosticsUsage, stderr).parse(ctx, args)
 	if err != nil {
 		return err
 	}

@@ -39,23 +39,8 @@ type identityInfo struct {
 }
 
 func runIdentity(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("identity", identityUsage, stderr)
-	var cf clusterFlags
-	cf.register(fs)
-	ns := namespaceFlag(fs)
-	output := outputFlag(fs, "text", "json")
-	pos, err := parseArgs(fs, args, 1, 1)
-	if err != nil {
-		return err
-	}
-	if err := checkOutput(*output, "text", "json"); err != nil {
-		return err
-	}
-	clients, err := cf.Clients()
-	if err != nil {
-		return err
-	}
-	pods, err := resolvePods(ctx, clients.Kube, *ns, pos[0])
+	cmd := newPodsCommand("identity", identityUsage, stderr, "text", "json")
+	clients, pods, err := cmd.parse(ctx, args)
 	if err != nil {
 		return err
 	}
@@ -75,7 +60,7 @@ func runIdentity(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		infos = append(infos, info)
 	}
-	if *output == "json" {
+	if *cmd.output == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(infos); err != nil {
