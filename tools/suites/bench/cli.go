@@ -28,7 +28,7 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfg := DefaultConfig()
 	fs := subcmd.NewFlagSet("bench", "proxy", "proxy [flags]", stderr)
 	fs.StringVar(&cfg.Out, "out", cfg.Out, "folder of the report ("+ReportMarkdown+", "+ReportJSON+", "+ReportPlot+", profiles); replaced each run")
-	setups := listFlag(fs, "setups", joinAny(cfg.Setups), "setups, comma-separated: direct, linkerd-go, nginx (direct is required)")
+	setups := listFlag(fs, "setups", joinAny(cfg.Setups), "setups, comma-separated: direct, linkerd-go, linkerd-go+authz, nginx (direct is required)")
 	protocols := listFlag(fs, "protocols", joinAny(cfg.Protocols), "protocols, comma-separated: http1, h2c, grpc")
 	rates := listFlag(fs, "rates", joinAny(cfg.Rates), "requests per second, comma-separated")
 	fs.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "rounds; the report shows medians over them")

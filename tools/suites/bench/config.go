@@ -25,13 +25,14 @@ type Setup string
 
 // The configurations.
 const (
-	Direct  Setup = "direct"     // no proxy: the floor
-	Linkerd Setup = "linkerd-go" // our proxy pair, mesh TLS
-	Nginx   Setup = "nginx"      // an nginx pair, keep-alive upstreams
+	Direct       Setup = "direct"           // no proxy: the floor
+	Linkerd      Setup = "linkerd-go"       // our proxy pair, mesh TLS
+	LinkerdAuthz Setup = "linkerd-go+authz" // the same pair, web's ports behind a Server and an AuthorizationPolicy
+	Nginx        Setup = "nginx"            // an nginx pair, keep-alive upstreams
 )
 
 // Setups lists every Setup in report order.
-var Setups = []Setup{Direct, Linkerd, Nginx}
+var Setups = []Setup{Direct, Linkerd, LinkerdAuthz, Nginx}
 
 // Config is one benchmark run.
 type Config struct {
@@ -63,7 +64,7 @@ type Config struct {
 	Command string
 }
 
-// DefaultConfig is `make bench-proxy`'s configuration: about 7 minutes of
+// DefaultConfig is `make bench-proxy`'s configuration: about 9 minutes of
 // measurement on a 2-core machine.
 func DefaultConfig() Config {
 	return Config{

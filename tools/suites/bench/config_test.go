@@ -14,7 +14,7 @@ func TestDefaultConfigIsValidAndFitsInFifteenMinutes(t *testing.T) {
 	if total := cfg.Estimate() + setupAllowance; total >= 15*time.Minute || cfg.Timeout >= 15*time.Minute {
 		t.Errorf("default run estimated at %v with a %v bound; it must stay under 15 minutes", total, cfg.Timeout)
 	}
-	if cfg.Runs() != 3*3*2*3 {
+	if cfg.Runs() != 3*4*2*3 { // rounds × setups × protocols × rates
 		t.Errorf("Runs = %d", cfg.Runs())
 	}
 }

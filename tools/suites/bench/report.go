@@ -111,7 +111,7 @@ type Peak struct {
 // proxyNames are the processes measured for each setup.
 func proxyNames(s Setup) []string {
 	switch s {
-	case Linkerd:
+	case Linkerd, LinkerdAuthz:
 		return []string{"linkerd-go client", "linkerd-go server"}
 	case Nginx:
 		return []string{"nginx client", "nginx server"}
@@ -215,7 +215,7 @@ func (r *Report) WriteFiles(dir string) error {
 func (r *Report) Markdown(w io.Writer) {
 	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
 	s := r.Settings
-	p("# Data-plane benchmark: direct, linkerd-go, nginx\n\n")
+	p("# Data-plane benchmark: direct, linkerd-go, linkerd-go+authz, nginx\n\n")
 	p("The latest run of `make bench-proxy`; each run replaces this file, %s and %s (history: git log).\n", ReportJSON, ReportPlot)
 	p("Absolute times on a shared machine are noisy: compare the setups within one run, and the ratios.\n\n")
 
@@ -294,6 +294,9 @@ func (r *Report) Markdown(w io.Writer) {
 			p("| %s | %d | %s | %.3f | %.1f |\n", c.Protocol, c.Rate, pc.Name, pc.CPUPer10k, pc.RSSMiB)
 		}
 	})
+	if policy := r.policyCost(); policy != "" {
+		p("\n## Inbound policy cost\n\nThe same proxies with web's ports behind a Server and an AuthorizationPolicy (every request routed and authorized) against without; CPU of both proxies per 10k requests, ratio of the medians of the rounds:\n\n| protocol | rate (req/s) | linkerd-go | linkerd-go+authz | ratio |\n|---|---:|---:|---:|---:|\n%s", policy)
+	}
 	if len(r.PeakRSS) > 0 {
 		p("\nPeak RSS over the whole run (`VmHWM`; nginx: master and workers added up):\n\n| proxy | peak RSS (MiB) |\n|---|---:|\n")
 		for _, pk := range r.PeakRSS {
@@ -414,4 +417,34 @@ func orDash(s string) string {
 // secs formats a number of seconds as a duration.
 func secs(s float64) time.Duration {
 	return time.Duration(math.Round(s*1000)) * time.Millisecond
+}
+
+// policyCost is the rows of the inbound policy table: per cell, both
+// proxies' CPU per 10k requests with and without the policy ("" when the
+// run had no linkerd-go+authz cells).
+func (r *Report) policyCost() string {
+	var b strings.Builder
+	for _, proto := range r.Settings.Protocols {
+		for _, rate := range r.Settings.Rates {
+			plain, authz := r.cell(proto, rate, Linkerd), r.cell(proto, rate, LinkerdAuthz)
+			if plain == nil || authz == nil {
+				continue
+			}
+			a, b2 := proxiesCPU(plain), proxiesCPU(authz)
+			if a <= 0 {
+				continue
+			}
+			fmt.Fprintf(&b, "| %s | %d | %.3f | %.3f | %.3f× |\n", proto, rate, a, b2, b2/a)
+		}
+	}
+	return b.String()
+}
+
+// proxiesCPU is the CPU seconds per 10k requests of all of c's proxies.
+func proxiesCPU(c *Cell) float64 {
+	var sum float64
+	for _, pc := range c.Proxies {
+		sum += pc.CPUPer10k
+	}
+	return sum
 }

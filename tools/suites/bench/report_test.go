@@ -208,3 +208,19 @@ func TestLogTicks(t *testing.T) {
 		t.Errorf("logTicks over 5 decades = %v, want the 6 decades", got)
 	}
 }
+
+// The inbound policy table compares both proxies' CPU with and without the
+// policy, per cell.
+func TestPolicyCost(t *testing.T) {
+	r := &Report{Settings: Settings{Protocols: []Protocol{HTTP1}, Rates: []int{100}}, Cells: []*Cell{
+		{Protocol: HTTP1, Rate: 100, Setup: Linkerd, Proxies: []ProxyCost{{Name: "a", CPUPer10k: 1}, {Name: "b", CPUPer10k: 1}}},
+		{Protocol: HTTP1, Rate: 100, Setup: LinkerdAuthz, Proxies: []ProxyCost{{Name: "a", CPUPer10k: 1}, {Name: "b", CPUPer10k: 1.06}}},
+	}}
+	if got, want := r.policyCost(), "| http1 | 100 | 2.000 | 2.060 | 1.030× |\n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	r.Cells = r.Cells[:1]
+	if got := r.policyCost(); got != "" {
+		t.Errorf("without authz cells: %q", got)
+	}
+}

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"k8s.io/client-go/dynamic"
+
 	"github.com/linkerd-go/linkerd-go/api/mesh"
 	"github.com/linkerd-go/linkerd-go/tools/suites/meshlab"
 	"github.com/linkerd-go/linkerd-go/tools/testkit/childproc"
@@ -60,14 +62,18 @@ func (pr proc) usage() (cpu time.Duration, rssKB, hwmKB int64, err error) {
 
 // run is the state of one benchmark run.
 type run struct {
-	cfg     Config
-	logf    func(string, ...any)
-	m       *meshlab.Mesh
-	app     string // this binary, readable by every user
-	procs   map[Setup][]proc
-	pooled  map[*Cell][]time.Duration
-	report  *Report
-	started time.Time
+	cfg   Config
+	logf  func(string, ...any)
+	m     *meshlab.Mesh
+	app   string // this binary, readable by every user
+	procs map[Setup][]proc
+	// policyOn says whether linkerd-go+authz's policy objects are in
+	// force; dyn applies them.
+	policyOn bool
+	dyn      dynamic.Interface
+	pooled   map[*Cell][]time.Duration
+	report   *Report
+	started  time.Time
 }
 
 // Run runs the benchmark and writes the report into cfg.Out. It needs
@@ -166,6 +172,7 @@ func (r *run) run(ctx context.Context) (err error) {
 		}
 	}
 	r.procs[Linkerd] = []proc{{"linkerd-go client", r.m.ClientProxy}, {"linkerd-go server", r.m.ServerProxy}}
+	r.procs[LinkerdAuthz] = r.procs[Linkerd]
 	if nginxBin != "" {
 		if err := r.startNginx(ctx, nginxBin); err != nil {
 			return err
@@ -259,7 +266,7 @@ func (r *run) target(s Setup, p Protocol) (addr string, asProxyUID bool) {
 			port = appGRPCPort
 		}
 		return fmt.Sprintf("%s:%d", r.m.Net.IP(meshlab.BareHost), port), true
-	case Linkerd:
+	case Linkerd, LinkerdAuthz:
 		port := meshlab.WebPort
 		if p == GRPC {
 			port = meshlab.WebGRPCPort
@@ -329,6 +336,16 @@ func rotate[T any](ss []T, n int) []T {
 // measure runs the load generator once for setup s and reads the proxies'
 // CPU time around it.
 func (r *run) measure(ctx context.Context, s Setup, proto Protocol, rate int, d time.Duration) (Round, []time.Duration, error) {
+	var allowedBefore float64
+	if s == Linkerd || s == LinkerdAuthz {
+		if err := r.setPolicy(ctx, s == LinkerdAuthz); err != nil {
+			return Round{}, nil, err
+		}
+		var err error
+		if allowedBefore, err = r.serverCounter(ctx, "inbound_http_authz_allow_total", map[string]string{"srv_kind": "server", "authz_name": "bench-client"}); err != nil {
+			return Round{}, nil, err
+		}
+	}
 	procs := r.procs[s]
 	before := make([]time.Duration, len(procs))
 	for i, p := range procs {
@@ -344,6 +361,11 @@ func (r *run) measure(ctx context.Context, s Setup, proto Protocol, rate int, d 
 		return Round{}, nil, err
 	}
 	rd := Round{Sent: res.Sent, OK: res.OK, Errors: res.Errors, FirstError: res.FirstError, Requests: res.Sent + res.WarmupSent}
+	if s == Linkerd || s == LinkerdAuthz {
+		if err := r.checkPolicyCounted(ctx, s, allowedBefore, res.OK); err != nil {
+			return Round{}, nil, err
+		}
+	}
 	for i, p := range procs {
 		cpu, rss, _, err := p.usage()
 		if err != nil {
@@ -394,6 +416,9 @@ func (r *run) load(ctx context.Context, spec LoadSpec, asProxyUID bool) (LoadRes
 // profile CPU-profiles both linkerd-go proxies under HTTP/1.1 load.
 func (r *run) profile(ctx context.Context, profDir string) error {
 	r.logf("profiling both proxies for %v at %d HTTP/1.1 req/s", r.cfg.ProfileDuration, r.cfg.ProfileRate)
+	if err := r.setPolicy(ctx, false); err != nil {
+		return err
+	}
 	procs := r.procs[Linkerd]
 	signal := func() error {
 		for _, p := range procs {
@@ -447,8 +472,13 @@ func (r *run) profile(ctx context.Context, profDir string) error {
 // write finishes the report and writes it, the plot, and removes profiles
 // of an earlier run this one did not replace.
 func (r *run) write() error {
+	measured := map[string]bool{}
 	for _, s := range r.cfg.Setups {
 		for _, p := range r.procs[s] {
+			if measured[p.name] {
+				continue // linkerd-go+authz runs linkerd-go's proxies
+			}
+			measured[p.name] = true
 			_, _, hwm, err := p.usage()
 			if err != nil {
 				return err

@@ -14,8 +14,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -26,6 +24,7 @@ import (
 	"github.com/linkerd-go/linkerd-go/tools/cli/authz"
 	"github.com/linkerd-go/linkerd-go/tools/dev/cluster"
 	"github.com/linkerd-go/linkerd-go/tools/dev/demo"
+	"github.com/linkerd-go/linkerd-go/tools/suites/meshlab"
 )
 
 // The policy test's clients of the demo's backend, beside the demo's own
@@ -34,13 +33,6 @@ import (
 const (
 	otherClient    = "frontend-elsewhere"
 	unmeshedClient = "frontend-unmeshed"
-)
-
-var (
-	serverGVR  = schema.GroupVersionResource{Group: "policy.linkerd.io", Version: "v1beta3", Resource: "servers"}
-	authzGVR   = schema.GroupVersionResource{Group: "policy.linkerd.io", Version: "v1alpha1", Resource: "authorizationpolicies"}
-	meshTLSGVR = schema.GroupVersionResource{Group: "policy.linkerd.io", Version: "v1alpha1", Resource: "meshtlsauthentications"}
-	netAuthGVR = schema.GroupVersionResource{Group: "policy.linkerd.io", Version: "v1alpha1", Resource: "networkauthentications"}
 )
 
 // testPolicy puts the demo's backend behind a Server that only the demo's
@@ -76,12 +68,12 @@ func testPolicy(t *testing.T, ctx context.Context, kube kubernetes.Interface, c 
 		_ = kube.CoreV1().Namespaces().Delete(ctx, otherNS, metav1.DeleteOptions{})
 		_ = kube.AppsV1().Deployments(ns).Delete(ctx, unmeshedClient, metav1.DeleteOptions{})
 		_ = kube.CoreV1().ServiceAccounts(ns).Delete(ctx, unmeshedClient, metav1.DeleteOptions{})
-		for _, o := range []struct {
-			gvr  schema.GroupVersionResource
-			name string
-		}{{authzGVR, "backend-frontend-only"}, {authzGVR, "backend-unmeshed-network"}, {meshTLSGVR, "frontend-only"}, {netAuthGVR, "unmeshed-frontend"}, {serverGVR, "backend-grpc"}} {
-			_ = dyn.Resource(o.gvr).Namespace(ns).Delete(ctx, o.name, metav1.DeleteOptions{})
-		}
+		_ = meshlab.DeletePolicy(ctx, dyn, ns,
+			meshlab.PolicyObject{Kind: "AuthorizationPolicy", Name: "backend-frontend-only"},
+			meshlab.PolicyObject{Kind: "AuthorizationPolicy", Name: "backend-unmeshed-network"},
+			meshlab.PolicyObject{Kind: "MeshTLSAuthentication", Name: "frontend-only"},
+			meshlab.PolicyObject{Kind: "NetworkAuthentication", Name: "unmeshed-frontend"},
+			meshlab.PolicyObject{Kind: "Server", Name: "backend-grpc"})
 	})
 	if err := demo.Poll(ctx, stepTimeout, time.Second, func(ctx context.Context) error {
 		if err := demo.DeploymentsReady(ctx, kube, otherNS, otherClient); err != nil {
@@ -104,18 +96,18 @@ func testPolicy(t *testing.T, ctx context.Context, kube kubernetes.Interface, c 
 	t.Run("only-the-frontend-authorized", func(t *testing.T) {
 		start := time.Now()
 		applyPolicy(t, ctx, dyn, ns,
-			object("Server", "v1beta3", ns, "backend-grpc", map[string]any{
+			meshlab.PolicyObject{Kind: "Server", Name: "backend-grpc", Spec: map[string]any{
 				"podSelector":   map[string]any{"matchLabels": map[string]any{"app": demo.Backend}},
 				"port":          "grpc",
 				"proxyProtocol": "gRPC",
-			}),
-			object("MeshTLSAuthentication", "v1alpha1", ns, "frontend-only", map[string]any{
+			}},
+			meshlab.PolicyObject{Kind: "MeshTLSAuthentication", Name: "frontend-only", Spec: map[string]any{
 				"identityRefs": []any{map[string]any{"kind": "ServiceAccount", "name": demo.Frontend}},
-			}),
-			object("AuthorizationPolicy", "v1alpha1", ns, "backend-frontend-only", map[string]any{
+			}},
+			meshlab.PolicyObject{Kind: "AuthorizationPolicy", Name: "backend-frontend-only", Spec: map[string]any{
 				"targetRef":                  map[string]any{"group": "policy.linkerd.io", "kind": "Server", "name": "backend-grpc"},
 				"requiredAuthenticationRefs": []any{map[string]any{"group": "policy.linkerd.io", "kind": "MeshTLSAuthentication", "name": "frontend-only"}},
-			}),
+			}},
 		)
 		other.waitFor(t, ctx, permissionDenied)
 		t.Logf("policy applied → a meshed caller from another namespace refused after %s", time.Since(start).Round(10*time.Millisecond))
@@ -137,13 +129,13 @@ func testPolicy(t *testing.T, ctx context.Context, kube kubernetes.Interface, c 
 		pod := unmeshed.pod(t, ctx)
 		start := time.Now()
 		applyPolicy(t, ctx, dyn, ns,
-			object("NetworkAuthentication", "v1alpha1", ns, "unmeshed-frontend", map[string]any{
+			meshlab.PolicyObject{Kind: "NetworkAuthentication", Name: "unmeshed-frontend", Spec: map[string]any{
 				"networks": []any{map[string]any{"cidr": pod.Status.PodIP + "/32"}},
-			}),
-			object("AuthorizationPolicy", "v1alpha1", ns, "backend-unmeshed-network", map[string]any{
+			}},
+			meshlab.PolicyObject{Kind: "AuthorizationPolicy", Name: "backend-unmeshed-network", Spec: map[string]any{
 				"targetRef":                  map[string]any{"group": "policy.linkerd.io", "kind": "Server", "name": "backend-grpc"},
 				"requiredAuthenticationRefs": []any{map[string]any{"group": "policy.linkerd.io", "kind": "NetworkAuthentication", "name": "unmeshed-frontend"}},
-			}),
+			}},
 		)
 		unmeshed.waitFor(t, ctx, served)
 		t.Logf("NetworkAuthentication applied → the unmeshed caller served after %s", time.Since(start).Round(10*time.Millisecond))
@@ -258,29 +250,10 @@ func (c caller) waitFor(t *testing.T, ctx context.Context, want outcome) {
 	})
 }
 
-func object(kind, version, ns, name string, spec map[string]any) *unstructured.Unstructured {
-	return &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "policy.linkerd.io/" + version,
-		"kind":       kind,
-		"metadata":   map[string]any{"name": name, "namespace": ns},
-		"spec":       spec,
-	}}
-}
-
-func applyPolicy(t *testing.T, ctx context.Context, dyn dynamic.Interface, ns string, objs ...*unstructured.Unstructured) {
+func applyPolicy(t *testing.T, ctx context.Context, dyn dynamic.Interface, ns string, objs ...meshlab.PolicyObject) {
 	t.Helper()
-	resources := map[string]schema.GroupVersionResource{
-		"Server": serverGVR, "AuthorizationPolicy": authzGVR, "MeshTLSAuthentication": meshTLSGVR, "NetworkAuthentication": netAuthGVR,
-	}
-	for _, o := range objs {
-		data, err := o.MarshalJSON()
-		if err != nil {
-			t.Fatal(err)
-		}
-		force := true
-		if _, err := dyn.Resource(resources[o.GetKind()]).Namespace(ns).Patch(ctx, o.GetName(), types.ApplyPatchType, data, metav1.PatchOptions{FieldManager: "linkerd-go-e2e", Force: &force}); err != nil {
-			t.Fatalf("applying %s %s: %v", o.GetKind(), o.GetName(), err)
-		}
+	if err := meshlab.ApplyPolicy(ctx, dyn, ns, objs...); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -337,11 +310,11 @@ func checkAuthz(t *testing.T, ctx context.Context, kube kubernetes.Interface, rc
 	t.Logf("linkerd authz -n %s deploy/backend:\n%s", ns, table.String())
 	seen := map[string]bool{}
 	for _, r := range rows {
-		if r.Server != "Server/backend-grpc" || r.Protocol != "gRPC" {
-			t.Errorf("%s port %d: server %s (%s), want Server/backend-grpc (gRPC)", r.Pod, r.Port, r.Server, r.Protocol)
+		if r.Server != "server/backend-grpc" || r.Protocol != "gRPC" {
+			t.Errorf("%s port %d: server %s (%s), want server/backend-grpc (gRPC)", r.Pod, r.Port, r.Server, r.Protocol)
 		}
 		seen[r.Route] = true
-		if !slices.Contains(r.Authorizations, "AuthorizationPolicy/backend-frontend-only") {
+		if !slices.Contains(r.Authorizations, "authorizationpolicy/backend-frontend-only") {
 			t.Errorf("%s port %d route %s: authorizations %v lack the frontend's", r.Pod, r.Port, r.Route, r.Authorizations)
 		}
 	}

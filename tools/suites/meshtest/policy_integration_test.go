@@ -8,10 +8,6 @@ import (
 	"testing"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 
 	"github.com/linkerd-go/linkerd-go/api/mesh"
@@ -64,23 +60,20 @@ func TestInboundPolicy(t *testing.T) {
 	until("without policy, the client", clientCalls, 200)
 	until("without policy, the unmeshed namespace", bareCalls, 200)
 
-	apply(t, ctx, dyn, "servers", "v1beta3", "Server", "web-http", map[string]any{
-		"podSelector": map[string]any{"matchLabels": map[string]any{"app": "web"}},
-		"port":        "http",
-	})
-	apply(t, ctx, dyn, "meshtlsauthentications", "v1alpha1", "MeshTLSAuthentication", "web-callers", map[string]any{
-		"identities": []any{meshlab.IdentityName("someone-else", meshlab.AppNS)},
-	})
-	apply(t, ctx, dyn, "authorizationpolicies", "v1alpha1", "AuthorizationPolicy", "web-callers", map[string]any{
-		"targetRef":                  map[string]any{"group": "policy.linkerd.io", "kind": "Server", "name": "web-http"},
-		"requiredAuthenticationRefs": []any{map[string]any{"group": "policy.linkerd.io", "kind": "MeshTLSAuthentication", "name": "web-callers"}},
-	})
+	apply(t, ctx, dyn,
+		meshlab.PolicyObject{Kind: "Server", Name: "web-http", Spec: map[string]any{
+			"podSelector": map[string]any{"matchLabels": map[string]any{"app": "web"}},
+			"port":        "http",
+		}},
+		callers("someone-else"),
+		meshlab.PolicyObject{Kind: "AuthorizationPolicy", Name: "web-callers", Spec: map[string]any{
+			"targetRef":                  map[string]any{"group": "policy.linkerd.io", "kind": "Server", "name": "web-http"},
+			"requiredAuthenticationRefs": []any{map[string]any{"group": "policy.linkerd.io", "kind": "MeshTLSAuthentication", "name": "web-callers"}},
+		}})
 	t.Logf("Server applied → the client refused after %s", until("another identity authorized, the client", clientCalls, 403))
 	until("another identity authorized, the unmeshed namespace", bareCalls, 403)
 
-	apply(t, ctx, dyn, "meshtlsauthentications", "v1alpha1", "MeshTLSAuthentication", "web-callers", map[string]any{
-		"identities": []any{meshlab.IdentityName("client", meshlab.AppNS)},
-	})
+	apply(t, ctx, dyn, callers("client"))
 	t.Logf("MeshTLSAuthentication changed → the client served after %s", until("the client authorized, the client", clientCalls, 200))
 	until("the client authorized, the unmeshed namespace", bareCalls, 403)
 
@@ -88,29 +81,24 @@ func TestInboundPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	allowed, _ := sum(server, "inbound_http_authz_allow_total", map[string]string{"srv_kind": "Server", "srv_name": "web-http", "authz_kind": "AuthorizationPolicy", "authz_name": "web-callers"})
-	denied, _ := sum(server, "inbound_http_authz_deny_total", map[string]string{"srv_kind": "Server", "srv_name": "web-http"})
+	allowed, _ := sum(server, "inbound_http_authz_allow_total", map[string]string{"srv_kind": "server", "srv_name": "web-http", "authz_kind": "authorizationpolicy", "authz_name": "web-callers"})
+	denied, _ := sum(server, "inbound_http_authz_deny_total", map[string]string{"srv_kind": "server", "srv_name": "web-http"})
 	if allowed == 0 || denied == 0 {
 		t.Errorf("web-0's proxy counted %v allowed and %v denied requests under web-http; want both:\n%s\n%s", allowed, denied,
 			named(server, "inbound_http_authz_allow_total"), named(server, "inbound_http_authz_deny_total"))
 	}
 }
 
-func apply(t *testing.T, ctx context.Context, dyn dynamic.Interface, resource, version, kind, name string, spec map[string]any) {
-	t.Helper()
-	o := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "policy.linkerd.io/" + version,
-		"kind":       kind,
-		"metadata":   map[string]any{"name": name, "namespace": meshlab.AppNS},
-		"spec":       spec,
+// callers is the MeshTLSAuthentication that admits ServiceAccount sa.
+func callers(sa string) meshlab.PolicyObject {
+	return meshlab.PolicyObject{Kind: "MeshTLSAuthentication", Name: "web-callers", Spec: map[string]any{
+		"identities": []any{meshlab.IdentityName(sa, meshlab.AppNS)},
 	}}
-	data, err := o.MarshalJSON()
-	if err != nil {
+}
+
+func apply(t *testing.T, ctx context.Context, dyn dynamic.Interface, objs ...meshlab.PolicyObject) {
+	t.Helper()
+	if err := meshlab.ApplyPolicy(ctx, dyn, meshlab.AppNS, objs...); err != nil {
 		t.Fatal(err)
-	}
-	force := true
-	gvr := schema.GroupVersionResource{Group: "policy.linkerd.io", Version: version, Resource: resource}
-	if _, err := dyn.Resource(gvr).Namespace(meshlab.AppNS).Patch(ctx, name, types.ApplyPatchType, data, metav1.PatchOptions{FieldManager: "meshtest", Force: &force}); err != nil {
-		t.Fatalf("applying %s %s: %v", kind, name, err)
 	}
 }
