@@ -22,9 +22,13 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/tools/record"
 
 	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
 	"github.com/linkerd-go/linkerd-go/api/mesh"
@@ -147,6 +151,12 @@ func (a *App) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	// Unusable policy objects get a Warning Event, so that kubectl describe
+	// says why an object does nothing.
+	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
+	defer broadcaster.Shutdown()
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: d.Kube.CoreV1().Events("")})
+	policyCfg.Events = broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "linkerd-destination"})
 	policies, err := policy.New(log.WithName("policy"), policyCfg, cluster.Pods, cluster.Namespaces, policyInformers, m)
 	if err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -19,6 +20,7 @@ import (
 
 	policyv1 "github.com/linkerd-go/linkerd-go/api/linkerd/policy/v1"
 	"github.com/linkerd-go/linkerd-go/destination/internal/k8s"
+	"github.com/linkerd-go/linkerd-go/destination/internal/policy"
 	"github.com/linkerd-go/linkerd-go/destination/internal/updatetest"
 	"github.com/linkerd-go/linkerd-go/tools/testkit/kubetest"
 )
@@ -205,6 +207,31 @@ requiredAuthenticationRefs: [{kind: ServiceAccount, name: bot}]`)
 	expect(t, s, policyText("server server/web-http http2", netWeb, defaultRoutes))
 	r.deletePolicy("NetworkAuthentication", "office")
 	expect(t, s, policyText("server server/web-http http2", defaultRoutes))
+
+	// An unusable object changes nothing and gets a Warning Event saying
+	// why.
+	r.applySpec("policy.linkerd.io/v1alpha1", "NetworkAuthentication", "broken", `networks: [{cidr: 10.4.0.0/16, except: [10.5.0.0/24]}]`)
+	var last string
+	waitFor := time.Now().Add(time.Minute)
+	poll := time.NewTicker(100 * time.Millisecond)
+	defer poll.Stop()
+	for {
+		evs, err := r.kube.CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{FieldSelector: "involvedObject.name=broken,reason=" + policy.ReasonInvalid})
+		r.check(err)
+		if len(evs.Items) > 0 {
+			ev := evs.Items[0]
+			if ev.Type != corev1.EventTypeWarning || ev.InvolvedObject.Kind != "NetworkAuthentication" || !strings.Contains(ev.Message, "except") {
+				t.Errorf("event %s %s on %s: %q", ev.Type, ev.Reason, ev.InvolvedObject.Kind, ev.Message)
+			}
+			break
+		}
+		if time.Now().After(waitFor) {
+			t.Fatalf("no %s Event on the broken NetworkAuthentication after a minute (%s)", policy.ReasonInvalid, last)
+		}
+		last = fmt.Sprintf("%d events", len(evs.Items))
+		<-poll.C
+	}
+	r.deletePolicy("NetworkAuthentication", "broken")
 
 	// The metrics show the stream, its messages and the gRPC calls.
 	r.expectMetrics(`destination_streams_open{rpc="watch_port"} 1`, `destination_updates_sent_total{rpc="watch_port"} `,

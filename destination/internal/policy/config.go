@@ -17,6 +17,7 @@ import (
 
 	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
 	"github.com/linkerd-go/linkerd-go/api/mesh"
+	"k8s.io/apimachinery/pkg/runtime"
 )
 
 // DefaultPolicy is the policy of a port that no Server describes, or what a
@@ -92,7 +93,19 @@ type Config struct {
 	DefaultOpaquePorts []mesh.PortRange
 	// QueueSize is each stream's queue length after its first message.
 	QueueSize int
+	// Events, when set, gets a Warning Event on each policy object left out
+	// as unusable, once per change of the object, saying why.
+	Events Recorder
 }
+
+// Recorder records Kubernetes Events: client-go's record.EventRecorder,
+// or a fake in tests.
+type Recorder interface {
+	Eventf(object runtime.Object, eventtype, reason, messageFmt string, args ...any)
+}
+
+// ReasonInvalid is the reason of the Events on unusable policy objects.
+const ReasonInvalid = "InvalidPolicy"
 
 // ParseNetworks reads a comma-separated list of CIDRs.
 func ParseNetworks(s string) ([]netip.Prefix, error) {

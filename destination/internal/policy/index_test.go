@@ -18,6 +18,7 @@ import (
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/tools/record"
 
 	policyv1 "github.com/linkerd-go/linkerd-go/api/linkerd/policy/v1"
 	"github.com/linkerd-go/linkerd-go/api/mesh"
@@ -39,8 +40,9 @@ type indexEnv struct {
 	index   *Index
 	metrics *metrics.Metrics
 	// leftOut receives each policy object the Index logs as unusable, once
-	// its handler has counted it.
+	// its handler has counted it; events gets the Events it records.
 	leftOut chan string
+	events  *record.FakeRecorder
 }
 
 // newIndexEnv starts informers over the fixture (the Index's queue size
@@ -78,6 +80,8 @@ func newIndexEnv(t *testing.T, fixture string, queue int) *indexEnv {
 	e.metrics = metrics.New(prometheus.NewRegistry())
 	cfg := testConfig()
 	cfg.QueueSize = queue
+	e.events = record.NewFakeRecorder(16)
+	cfg.Events = e.events
 	e.leftOut = make(chan string, 16)
 	log := funcr.New(func(prefix, args string) {
 		t.Log(prefix, args)
@@ -247,6 +251,14 @@ spec:
 	case <-e.leftOut:
 	case <-time.After(waitFor):
 		t.Fatal("the invalid Server was not reported")
+	}
+	select {
+	case ev := <-e.events.Events:
+		if !strings.HasPrefix(ev, "Warning "+ReasonInvalid+" left out of every proxy's policy: ") || !strings.Contains(ev, "port") {
+			t.Errorf("event %q", ev)
+		}
+	case <-time.After(waitFor):
+		t.Fatal("no Event on the invalid Server")
 	}
 	invalid := e.metrics.PolicyInvalid.WithLabelValues(KindServer)
 	e.deletePolicy(KindServer, "emoji", "web-http")

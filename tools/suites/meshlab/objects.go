@@ -77,6 +77,7 @@ func (m *Mesh) createObjects(ctx context.Context) error {
 			{APIGroups: []string{"apps"}, Resources: []string{"replicasets"}, Verbs: []string{"list", "watch"}},
 			{APIGroups: []string{"linkerd.io"}, Resources: []string{"serviceprofiles"}, Verbs: []string{"list", "watch"}},
 			{APIGroups: []string{"policy.linkerd.io"}, Resources: []string{"servers", "serverauthorizations", "authorizationpolicies", "meshtlsauthentications", "networkauthentications", "httproutes"}, Verbs: []string{"list", "watch"}},
+			{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 		},
 	}
 	for sa, r := range rules {

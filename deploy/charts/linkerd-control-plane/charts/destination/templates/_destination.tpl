@@ -203,6 +203,9 @@ rules:
 - apiGroups: [policy.linkerd.io]
   resources: [servers, serverauthorizations, authorizationpolicies, meshtlsauthentications, networkauthentications, httproutes]
   verbs: [list, watch]
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create, patch]
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRoleBinding
