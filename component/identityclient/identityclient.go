@@ -245,6 +245,15 @@ func CertificateFromResponse(resp *identityv1.CertifyResponse, key *ecdsa.Privat
 	return &tls.Certificate{Certificate: chain, PrivateKey: key, Leaf: leaf}, expiry, nil
 }
 
+// The bounds of RefreshDelay that every component uses by default: never
+// renew sooner than DefaultMinRefresh after a certificate arrived (nor
+// retry slower than it after a failure), never wait longer than
+// DefaultMaxRefresh.
+const (
+	DefaultMinRefresh = 10 * time.Second
+	DefaultMaxRefresh = 24 * time.Hour
+)
+
 // RefreshDelay is how long to wait before renewing a certificate that
 // expires at expiry: RefreshPercent of the remaining lifetime, within
 // [lo, hi].

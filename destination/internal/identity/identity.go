@@ -29,12 +29,9 @@ import (
 	"github.com/linkerd-go/linkerd-go/component/identityclient"
 )
 
-// Defaults for renewal.
-const (
-	DefaultMinRefresh = 10 * time.Second
-	DefaultMaxRefresh = 24 * time.Hour
-	certifyTimeout    = 10 * time.Second
-)
+// certifyTimeout bounds one Certify call. The renewal bounds default to
+// identityclient's.
+const certifyTimeout = 10 * time.Second
 
 // Config configures a Client.
 type Config struct {
@@ -79,10 +76,10 @@ func New(log logr.Logger, cfg Config, rpc identityv1.IdentityServiceClient, reg 
 		return nil, errors.New("no trust anchors")
 	}
 	if cfg.MinRefresh <= 0 {
-		cfg.MinRefresh = DefaultMinRefresh
+		cfg.MinRefresh = identityclient.DefaultMinRefresh
 	}
 	if cfg.MaxRefresh < cfg.MinRefresh {
-		cfg.MaxRefresh = max(DefaultMaxRefresh, cfg.MinRefresh)
+		cfg.MaxRefresh = max(identityclient.DefaultMaxRefresh, cfg.MinRefresh)
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

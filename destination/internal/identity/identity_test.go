@@ -221,7 +221,7 @@ func TestObtainsAndRenews(t *testing.T) {
 	if lo, hi := 41*time.Minute+58*time.Second, 42*time.Minute+time.Second; tm.D <= lo || tm.D >= hi {
 		t.Errorf("renewal scheduled in %v, want 70%% of the remaining hour, in (%v, %v)", tm.D, lo, hi)
 	}
-	if want := identityclient.RefreshDelay(f.clk.Now(), first.Leaf.NotAfter, DefaultMinRefresh, DefaultMaxRefresh); tm.D != want {
+	if want := identityclient.RefreshDelay(f.clk.Now(), first.Leaf.NotAfter, identityclient.DefaultMinRefresh, identityclient.DefaultMaxRefresh); tm.D != want {
 		t.Errorf("renewal scheduled in %v, want %v", tm.D, want)
 	}
 	if got := testutil.ToFloat64(f.client.expiry); got != float64(first.Leaf.NotAfter.Unix()) {

@@ -22,8 +22,6 @@ import (
 
 // Defaults of the Config fields left zero.
 const (
-	DefaultMinRefresh  = 10 * time.Second
-	DefaultMaxRefresh  = 24 * time.Hour
 	DefaultBackoffBase = 500 * time.Millisecond
 	// DefaultUncertifiedBackoffMax caps the retry delay of a proxy that holds
 	// no valid certificate: it is not ready, and its pod waits for it (the
@@ -69,8 +67,8 @@ func (c *Config) setDefaults() {
 			*d = v
 		}
 	}
-	def(&c.MinRefresh, DefaultMinRefresh)
-	def(&c.MaxRefresh, DefaultMaxRefresh)
+	def(&c.MinRefresh, identityclient.DefaultMinRefresh)
+	def(&c.MaxRefresh, identityclient.DefaultMaxRefresh)
 	def(&c.BackoffBase, DefaultBackoffBase)
 	def(&c.UncertifiedBackoffMax, DefaultUncertifiedBackoffMax)
 	def(&c.BackoffMax, DefaultBackoffMax)

@@ -108,7 +108,7 @@ func TestFirstCertificate(t *testing.T) {
 		t.Errorf("CSR key %T, want ECDSA P-256", csr.PublicKey)
 	}
 
-	want := identityclient.RefreshDelay(h.clk.Now(), leaf.NotAfter, DefaultMinRefresh, DefaultMaxRefresh)
+	want := identityclient.RefreshDelay(h.clk.Now(), leaf.NotAfter, identityclient.DefaultMinRefresh, identityclient.DefaultMaxRefresh)
 	if tm.D != want {
 		t.Errorf("renewal scheduled in %v, want %v", tm.D, want)
 	}
@@ -182,7 +182,7 @@ func TestRenewalDuringTraffic(t *testing.T) {
 	if reqs := h.fake.requests(); len(reqs) != 2 || string(reqs[1].GetToken()) != "token-2" {
 		t.Errorf("renewal did not read the rotated token")
 	}
-	want := identityclient.RefreshDelay(h.clk.Now(), second.Leaf.NotAfter, DefaultMinRefresh, DefaultMaxRefresh)
+	want := identityclient.RefreshDelay(h.clk.Now(), second.Leaf.NotAfter, identityclient.DefaultMinRefresh, identityclient.DefaultMaxRefresh)
 	if tm.D != want {
 		t.Errorf("second renewal in %v, want %v", tm.D, want)
 	}
@@ -237,7 +237,7 @@ func TestBackoffThenSuccess(t *testing.T) {
 	}
 	tm := h.nextTimer()
 	<-h.store.Ready()
-	want := identityclient.RefreshDelay(h.clk.Now(), leafOf(t, h.store).NotAfter, DefaultMinRefresh, DefaultMaxRefresh)
+	want := identityclient.RefreshDelay(h.clk.Now(), leafOf(t, h.store).NotAfter, identityclient.DefaultMinRefresh, identityclient.DefaultMaxRefresh)
 	if tm.D != want {
 		t.Errorf("after recovering, renewal in %v, want %v", tm.D, want)
 	}
@@ -429,7 +429,7 @@ func TestConfigValidate(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if c.MinRefresh != DefaultMinRefresh || c.MaxRefresh != DefaultMaxRefresh || c.BackoffBase != DefaultBackoffBase ||
+	if c.MinRefresh != identityclient.DefaultMinRefresh || c.MaxRefresh != identityclient.DefaultMaxRefresh || c.BackoffBase != DefaultBackoffBase ||
 		c.UncertifiedBackoffMax != DefaultUncertifiedBackoffMax || c.BackoffMax != DefaultBackoffMax || c.CertifyTimeout != DefaultCertifyTimeout {
 		t.Errorf("defaults not applied: %+v", c)
 	}
