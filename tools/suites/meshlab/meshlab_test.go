@@ -68,3 +68,17 @@ func TestCleanupRunsNewestFirstOnce(t *testing.T) {
 		t.Errorf("second Run did something: %v %v", err, order)
 	}
 }
+
+// Every policy kind maps to its real resource (plural forms are not
+// regular: authorizationpolicies).
+func TestPolicyResources(t *testing.T) {
+	for kind, want := range map[string]string{"Server": "servers", "AuthorizationPolicy": "authorizationpolicies", "MeshTLSAuthentication": "meshtlsauthentications", "NetworkAuthentication": "networkauthentications"} {
+		gvr, err := PolicyObject{Kind: kind, Name: "x"}.gvr()
+		if err != nil || gvr.Resource != want || gvr.Group != "policy.linkerd.io" {
+			t.Errorf("%s: %v, %v", kind, gvr, err)
+		}
+	}
+	if _, err := (PolicyObject{Kind: "Policy", Name: "x"}).gvr(); err == nil {
+		t.Error("an unknown kind was accepted")
+	}
+}

@@ -3,7 +3,6 @@ package meshlab
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -21,20 +20,21 @@ type PolicyObject struct {
 	Spec       map[string]any
 }
 
-// policyVersions are the versions the objects are written in.
-var policyVersions = map[string]string{
-	"Server":                "v1beta3",
-	"AuthorizationPolicy":   "v1alpha1",
-	"MeshTLSAuthentication": "v1alpha1",
-	"NetworkAuthentication": "v1alpha1",
+// policyResources are the resources of the kinds, in the versions the
+// objects are written in.
+var policyResources = map[string]schema.GroupVersionResource{
+	"Server":                {Group: "policy.linkerd.io", Version: "v1beta3", Resource: "servers"},
+	"AuthorizationPolicy":   {Group: "policy.linkerd.io", Version: "v1alpha1", Resource: "authorizationpolicies"},
+	"MeshTLSAuthentication": {Group: "policy.linkerd.io", Version: "v1alpha1", Resource: "meshtlsauthentications"},
+	"NetworkAuthentication": {Group: "policy.linkerd.io", Version: "v1alpha1", Resource: "networkauthentications"},
 }
 
 func (o PolicyObject) gvr() (schema.GroupVersionResource, error) {
-	v, ok := policyVersions[o.Kind]
+	gvr, ok := policyResources[o.Kind]
 	if !ok {
 		return schema.GroupVersionResource{}, fmt.Errorf("policy object %s: unknown kind %q", o.Name, o.Kind)
 	}
-	return schema.GroupVersionResource{Group: "policy.linkerd.io", Version: v, Resource: strings.ToLower(o.Kind) + "s"}, nil
+	return gvr, nil
 }
 
 // ApplyPolicy server-side applies objs in namespace ns, in order.
