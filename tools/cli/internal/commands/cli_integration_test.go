@@ -317,6 +317,34 @@ func TestInstallApplyCheck(t *testing.T) {
 		checkOK(t)
 	})
 
+	t.Run("policy CRD without the version destination reads", func(t *testing.T) {
+		// An older linkerd-crds chart: servers without v1beta3 served.
+		ext := apiextclient.NewForConfigOrDie(c.env.Config).ApiextensionsV1().CustomResourceDefinitions()
+		crd, err := ext.Get(ctx, "servers.policy.linkerd.io", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		orig := crd.DeepCopy()
+		for i := range crd.Spec.Versions {
+			if crd.Spec.Versions[i].Name == "v1beta3" {
+				crd.Spec.Versions[i].Served = false
+			}
+		}
+		if _, err := ext.Update(ctx, crd, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		checkFails(t, "policy CRDs serve the versions the control plane reads", "servers.policy.linkerd.io does not serve v1beta3")
+		restored, err := ext.Get(ctx, orig.Name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		restored.Spec.Versions = orig.Spec.Versions
+		if _, err := ext.Update(ctx, restored, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		checkOK(t)
+	})
+
 	t.Run("missing CRD", func(t *testing.T) {
 		ext := apiextclient.NewForConfigOrDie(c.env.Config)
 		if err := ext.ApiextensionsV1().CustomResourceDefinitions().Delete(ctx, "httproutes.policy.linkerd.io", metav1.DeleteOptions{}); err != nil {
