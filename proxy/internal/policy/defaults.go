@@ -3,7 +3,6 @@ package policy
 import (
 	"fmt"
 	"net/netip"
-	"strings"
 )
 
 // DefaultName is a default inbound policy: what applies to a port that no
@@ -56,26 +55,4 @@ func Default(name DefaultName, clusterNetworks []netip.Prefix) (*Port, error) {
 		p.Authorizations = []*Authorization{authz}
 	}
 	return p, nil
-}
-
-// ParseNetworks reads a comma-separated list of CIDRs (an address alone
-// is its own /32 or /128).
-func ParseNetworks(s string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, f := range strings.Split(s, ",") {
-		f = strings.TrimSpace(f)
-		if f == "" {
-			continue
-		}
-		if p, err := netip.ParsePrefix(f); err == nil {
-			out = append(out, p.Masked())
-			continue
-		}
-		a, err := netip.ParseAddr(f)
-		if err != nil {
-			return nil, fmt.Errorf("network %q: not a CIDR or an address", f)
-		}
-		out = append(out, netip.PrefixFrom(a, a.BitLen()))
-	}
-	return out, nil
 }
