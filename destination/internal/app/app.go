@@ -2,11 +2,13 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -23,6 +25,8 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -33,8 +37,10 @@ import (
 	identityv1 "github.com/linkerd-go/linkerd-go/api/linkerd/identity/v1"
 	"github.com/linkerd-go/linkerd-go/api/mesh"
 	"github.com/linkerd-go/linkerd-go/component/admin"
+	"github.com/linkerd-go/linkerd-go/component/certfile"
 	"github.com/linkerd-go/linkerd-go/component/identityclient"
 	logs "github.com/linkerd-go/linkerd-go/component/logging"
+	"github.com/linkerd-go/linkerd-go/destination/internal/admission"
 	"github.com/linkerd-go/linkerd-go/destination/internal/identity"
 	"github.com/linkerd-go/linkerd-go/destination/internal/k8s"
 	"github.com/linkerd-go/linkerd-go/destination/internal/metrics"
@@ -56,7 +62,10 @@ type Deps struct {
 	GRPCListener   net.Listener
 	PolicyListener net.Listener
 	AdminListener  net.Listener
-	Identity       identityv1.IdentityServiceClient
+	// AdmissionListener is the policy validator's (plain TCP: the App adds
+	// TLS); used only when cfg.AdmissionAddr is set.
+	AdmissionListener net.Listener
+	Identity          identityv1.IdentityServiceClient
 }
 
 // NewLogger returns the logger the flags ask for, writing to w
@@ -71,6 +80,8 @@ type App struct {
 	cfg                          Config
 	deps                         Deps
 	grpcLis, policyLis, adminLis net.Listener
+	admissionLis                 net.Listener
+	admissionCerts               *certfile.Reloader
 }
 
 // New checks the configuration and binds the listeners Deps does not
@@ -83,11 +94,26 @@ func New(cfg Config, d Deps) (*App, error) {
 		return nil, errors.New("the typed, metadata and dynamic Kubernetes clients are all required")
 	}
 	a := &App{cfg: cfg, deps: d, grpcLis: d.GRPCListener, policyLis: d.PolicyListener, adminLis: d.AdminListener}
-	for _, l := range []struct {
+	listeners := []struct {
 		lis  *net.Listener
 		flag string
 		addr string
-	}{{&a.grpcLis, "--grpc-addr", cfg.GRPCAddr}, {&a.policyLis, "--policy-addr", cfg.PolicyAddr}, {&a.adminLis, "--admin-addr", cfg.AdminAddr}} {
+	}{{&a.grpcLis, "--grpc-addr", cfg.GRPCAddr}, {&a.policyLis, "--policy-addr", cfg.PolicyAddr}, {&a.adminLis, "--admin-addr", cfg.AdminAddr}}
+	if cfg.AdmissionAddr != "" {
+		var err error
+		// Loaded here, so that a missing or bad certificate fails the
+		// start (exit code 2) rather than every admission review.
+		if a.admissionCerts, err = certfile.New(cfg.AdmissionCertFile, cfg.AdmissionKeyFile, d.Log.WithName("admission-certs"), nil); err != nil {
+			return nil, fmt.Errorf("--admission-tls-cert-file/--admission-tls-key-file: %w", err)
+		}
+		a.admissionLis = d.AdmissionListener
+		listeners = append(listeners, struct {
+			lis  *net.Listener
+			flag string
+			addr string
+		}{&a.admissionLis, "--admission-addr", cfg.AdmissionAddr})
+	}
+	for _, l := range listeners {
 		if *l.lis != nil {
 			continue
 		}
@@ -102,7 +128,7 @@ func New(cfg Config, d Deps) (*App, error) {
 
 // Close closes the listeners of an App that will not Run.
 func (a *App) Close() {
-	for _, l := range []net.Listener{a.grpcLis, a.policyLis, a.adminLis} {
+	for _, l := range []net.Listener{a.grpcLis, a.policyLis, a.adminLis, a.admissionLis} {
 		if l != nil {
 			_ = l.Close()
 		}
@@ -231,6 +257,9 @@ func (a *App) Run(ctx context.Context) (err error) {
 	if certs != nil {
 		g.Go(func() error { return certs.Run(gctx) })
 	}
+	if a.admissionLis != nil {
+		a.serveAdmission(gctx, g, policyCfg, reg)
+	}
 	g.Go(func() error {
 		log.Info("admin server listening", "addr", adminLis.Addr().String())
 		return admin.Serve(gctx, adminLis, admin.Config{Registry: reg, Ready: ready, NotReady: "caches not synced or no certificate yet"}, cfg.ShutdownTimeout)
@@ -288,6 +317,52 @@ func (a *App) Run(ctx context.Context) (err error) {
 		})
 	}
 	return g.Wait()
+}
+
+// serveAdmission serves the policy validator on its listener until ctx is
+// done. It needs no cache: it judges each object alone and lists Servers
+// from the API server for the conflict check.
+func (a *App) serveAdmission(ctx context.Context, g *errgroup.Group, policyCfg policy.Config, reg prometheus.Registerer) {
+	log := a.deps.Log.WithName("admission")
+	servers := a.deps.Dynamic.Resource(k8s.ServerGVR)
+	h := &admission.Handler{
+		Log:    log,
+		Policy: policyCfg,
+		Servers: func(ctx context.Context, ns string) ([]unstructured.Unstructured, error) {
+			list, err := servers.Namespace(ns).List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return nil, err
+			}
+			return list.Items, nil
+		},
+		Metrics: admission.NewMetrics(reg),
+	}
+	srv := &http.Server{
+		Handler: h,
+		TLSConfig: &tls.Config{
+			MinVersion:     tls.VersionTLS12,
+			GetCertificate: a.admissionCerts.GetCertificate,
+		},
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      15 * time.Second,
+		IdleTimeout:       90 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+	lis := a.admissionLis
+	g.Go(func() error {
+		log.Info("policy validator listening", "addr", lis.Addr().String())
+		if err := srv.ServeTLS(lis, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("policy validator: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.ShutdownTimeout)
+		defer cancel()
+		return srv.Shutdown(shutdownCtx)
+	})
 }
 
 // logger adapts logr to the gRPC logging interceptor: finished calls at

@@ -73,6 +73,14 @@ type running struct {
 // server until the test ends, and creates a namespace for the test.
 func startDestination(t *testing.T, rc *rest.Config) *running {
 	t.Helper()
+	return startDestinationWith(t, rc, nil)
+}
+
+// startDestinationWith is startDestination with more flags; an
+// --admission-addr flag serves the policy validator on admission (a
+// listener the test bound).
+func startDestinationWith(t *testing.T, rc *rest.Config, admission net.Listener, flags ...string) *running {
+	t.Helper()
 	r := &running{t: t, ns: strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))}
 	kube, err := kubernetes.NewForConfig(rc)
 	if err != nil {
@@ -99,14 +107,14 @@ func startDestination(t *testing.T, rc *rest.Config) *running {
 		t.Fatal(err)
 	}
 	r.admin = "http://" + adminLis.Addr().String()
-	cfg, err := ParseFlags([]string{"--insecure-plaintext-grpc", "--shutdown-timeout=5s"}, io.Discard)
+	cfg, err := ParseFlags(append([]string{"--insecure-plaintext-grpc", "--shutdown-timeout=5s"}, flags...), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- newAndRun(ctx, cfg, Deps{Log: testr.New(t), Kube: kube, Metadata: meta, Dynamic: r.dyn, Registry: prometheus.NewRegistry(), GRPCListener: grpcLis, PolicyListener: policyLis, AdminListener: adminLis})
+		done <- newAndRun(ctx, cfg, Deps{Log: testr.New(t), Kube: kube, Metadata: meta, Dynamic: r.dyn, Registry: prometheus.NewRegistry(), GRPCListener: grpcLis, PolicyListener: policyLis, AdminListener: adminLis, AdmissionListener: admission})
 	}()
 	r.conn, err = grpc.NewClient(grpcLis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

@@ -20,6 +20,11 @@ type Config struct {
 	GRPCAddr   string
 	PolicyAddr string
 	AdminAddr  string
+	// AdmissionAddr is where the policy validator (a validating admission
+	// webhook, HTTPS) listens; empty: not served.
+	AdmissionAddr     string
+	AdmissionCertFile string
+	AdmissionKeyFile  string
 	// Kubeconfig is a kubeconfig file; empty means in-cluster.
 	Kubeconfig string
 
@@ -73,6 +78,9 @@ func ParseFlags(args []string, output io.Writer) (Config, error) {
 	fs.StringVar(&c.ClusterNetworks, "cluster-networks", defaultClusterNetworks, "the cluster's pod and node networks (comma-separated CIDRs), for the cluster-* policies and ServerAuthorizations without networks")
 	fs.StringVar(&c.ProbeNetworks, "probe-networks", "0.0.0.0/0,::/0", "networks the kubelet's probes come from (comma-separated CIDRs); they reach the pods' HTTP probe paths unauthenticated (empty: no probe exception)")
 	fs.StringVar(&c.AdminAddr, "admin-addr", defaultAdminAddr, "address of the admin server (/metrics, /ready, /live)")
+	fs.StringVar(&c.AdmissionAddr, "admission-addr", "", "address of the policy validator, the HTTPS admission webhook that refuses unusable policy.linkerd.io objects (the chart: :9443); empty: not served")
+	fs.StringVar(&c.AdmissionCertFile, "admission-tls-cert-file", "/var/run/linkerd/tls/tls.crt", "PEM certificate chain of the policy validator (reloaded when it changes)")
+	fs.StringVar(&c.AdmissionKeyFile, "admission-tls-key-file", "/var/run/linkerd/tls/tls.key", "PEM private key of the policy validator (reloaded when it changes)")
 	fs.StringVar(&c.Kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster configuration)")
 	fs.StringVar(&c.ClusterDomain, "cluster-domain", "cluster.local", "the cluster's DNS domain")
 	fs.StringVar(&c.ControllerNamespace, "controller-namespace", "linkerd", "the control plane's namespace (pods labelled linkerd.io/control-plane-ns with it are meshed by this control plane)")
@@ -119,6 +127,9 @@ func (c *Config) Validate() error {
 	var errs []error
 	if c.GRPCAddr == "" || c.PolicyAddr == "" || c.AdminAddr == "" {
 		errs = append(errs, errors.New("--grpc-addr, --policy-addr and --admin-addr are required"))
+	}
+	if c.AdmissionAddr != "" && (c.AdmissionCertFile == "" || c.AdmissionKeyFile == "") {
+		errs = append(errs, errors.New("--admission-addr needs --admission-tls-cert-file and --admission-tls-key-file"))
 	}
 	if _, err := policy.ParseDefaultPolicy(c.DefaultInboundPolicy); err != nil {
 		errs = append(errs, fmt.Errorf("--default-inbound-policy: %w", err))

@@ -141,9 +141,14 @@ func (ix *Index) check(kind string, obj any) {
 	}
 	if err := ix.computer.check(kind, u); err != nil {
 		ix.invalid.WithLabelValues(kind).Inc()
-		ix.log.Info("policy object left out", "kind", kind, "namespace", u.GetNamespace(), "name", u.GetName(), "err", err)
+		what := "left out of every proxy's policy"
+		var d deniedPorts
+		if errors.As(err, &d) {
+			what = "its ports denied to every client"
+		}
+		ix.log.Info("unusable policy object: "+what, "kind", kind, "namespace", u.GetNamespace(), "name", u.GetName(), "err", err)
 		if ix.cfg.Events != nil {
-			ix.cfg.Events.Eventf(u, corev1.EventTypeWarning, ReasonInvalid, "left out of every proxy's policy: %v", err)
+			ix.cfg.Events.Eventf(u, corev1.EventTypeWarning, ReasonInvalid, "%s: %v", what, err)
 		}
 	}
 }

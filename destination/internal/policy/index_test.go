@@ -85,7 +85,7 @@ func newIndexEnv(t *testing.T, fixture string, queue int) *indexEnv {
 	e.leftOut = make(chan string, 16)
 	log := funcr.New(func(prefix, args string) {
 		t.Log(prefix, args)
-		if strings.Contains(args, `"msg"="policy object left out"`) {
+		if strings.Contains(args, `"msg"="unusable policy object: `) {
 			select {
 			case e.leftOut <- args:
 			default:

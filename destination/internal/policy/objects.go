@@ -32,22 +32,35 @@ const (
 	groupGateway = "gateway.networking.k8s.io"
 )
 
-// Parse checks obj as an object of kind and returns why it cannot be
-// used, or nil. Index calls it on every change to log each unusable object
-// once; the computation leaves such objects out.
+// Parse checks obj as an object of kind and returns why it cannot work as
+// written, or nil. The admission webhook refuses such objects with this
+// message.
 func Parse(kind string, obj *unstructured.Unstructured, cfg Config) error {
-	return (&Computer{cfg: cfg}).check(kind, obj)
+	err := (&Computer{cfg: cfg}).check(kind, obj)
+	var d deniedPorts
+	if errors.As(err, &d) {
+		return errors.New(d.problems)
+	}
+	return err
 }
 
+// deniedPorts is the error of a Server that is served, as deny: it still
+// takes the ports it selects, so that a mistake never opens them.
+type deniedPorts struct{ problems string }
+
+func (d deniedPorts) Error() string { return d.problems + " (serving its ports as deny)" }
+
 // check parses obj (through the cache, which it fills for the computations
-// that follow the change).
+// that follow the change). Index calls it on every change to log each
+// unusable object once; the computation leaves such objects out (or, for a
+// Server, denies its ports).
 func (c *Computer) check(kind string, obj *unstructured.Unstructured) error {
 	var err error
 	switch kind {
 	case KindServer:
 		var s *server
 		if s, err = cached(c.parsed, kind, obj, parseServer); err == nil && s.broken != "" {
-			err = errors.New(s.broken)
+			err = deniedPorts{s.broken}
 		}
 	case KindServerAuthorization:
 		_, err = cached(c.parsed, kind, obj, c.parseServerAuthorization)
@@ -156,7 +169,7 @@ func parseServer(obj *unstructured.Unstructured) (*server, error) {
 		}
 	}
 	if len(problems) > 0 {
-		s.broken = strings.Join(problems, "; ") + " (serving its ports as deny)"
+		s.broken = strings.Join(problems, "; ")
 	}
 	return s, nil
 }

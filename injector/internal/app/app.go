@@ -29,6 +29,7 @@ import (
 	"k8s.io/client-go/tools/record"
 
 	"github.com/linkerd-go/linkerd-go/component/admin"
+	"github.com/linkerd-go/linkerd-go/component/certfile"
 	"github.com/linkerd-go/linkerd-go/component/logging"
 	"github.com/linkerd-go/linkerd-go/injector/internal/config"
 	"github.com/linkerd-go/linkerd-go/injector/internal/inject"
@@ -139,7 +140,7 @@ type App struct {
 	registry *prometheus.Registry
 
 	webhookLn, adminLn net.Listener
-	certs              *certReloader
+	certs              *certfile.Reloader
 	ready              atomic.Bool
 	readyCh            chan struct{}
 }
@@ -158,7 +159,7 @@ func New(cfg Config, deps Deps) (*App, error) {
 	}, []string{"result"})
 	s.registry.MustRegister(reloads)
 	var err error
-	s.certs, err = newCertReloader(cfg.CertFile, cfg.KeyFile, log.WithName("certs"), func(err error) {
+	s.certs, err = certfile.New(cfg.CertFile, cfg.KeyFile, log.WithName("certs"), func(err error) {
 		if err != nil {
 			reloads.WithLabelValues("error").Inc()
 		} else {

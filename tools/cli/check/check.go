@@ -29,15 +29,19 @@ import (
 
 // Names of the control plane's objects (deploy/charts/linkerd-control-plane).
 const (
-	TrustRootsConfigMap   = mesh.TrustRootsConfigMap
-	IssuerSecret          = "linkerd-identity-issuer"
-	WebhookSecret         = "linkerd-proxy-injector-k8s-tls"
-	WebhookConfiguration  = "linkerd-proxy-injector-webhook-config"
-	InjectorService       = "linkerd-proxy-injector"
-	DefaultExpiryWarning  = 60 * 24 * time.Hour
-	minKubernetesVersion  = "1.29.0"
-	injectorProbePodName  = "linkerd-check-injection-probe"
-	injectorProbeNSDefult = "default"
+	TrustRootsConfigMap  = mesh.TrustRootsConfigMap
+	IssuerSecret         = "linkerd-identity-issuer"
+	WebhookSecret        = "linkerd-proxy-injector-k8s-tls"
+	WebhookConfiguration = "linkerd-proxy-injector-webhook-config"
+	InjectorService      = "linkerd-proxy-injector"
+	// The policy validator, destination's admission webhook.
+	PolicyValidatorSecret        = "linkerd-policy-validator-k8s-tls"
+	PolicyValidatorConfiguration = "linkerd-policy-validator-webhook-config"
+	PolicyValidatorService       = "linkerd-policy-validator"
+	DefaultExpiryWarning         = 60 * 24 * time.Hour
+	minKubernetesVersion         = "1.29.0"
+	injectorProbePodName         = "linkerd-check-injection-probe"
+	injectorProbeNSDefult        = "default"
 )
 
 // CRDs are the CustomResourceDefinitions of the linkerd-crds chart.
@@ -223,14 +227,16 @@ func (r *runner) run(ctx context.Context) {
 		r.check(identity, fmt.Sprintf("issuer certificate is valid for at least %s", days(r.cfg.ExpiryWarning)), r.checkIssuerExpiry, ctx)
 	}
 
-	const webhook = "linkerd-webhooks"
-	if r.check(webhook, "proxy-injector webhook has a valid certificate", r.checkWebhookCert, ctx) {
-		r.check(webhook, fmt.Sprintf("proxy-injector webhook certificate is valid for at least %s", days(r.cfg.ExpiryWarning)), r.checkWebhookCertExpiry, ctx)
-		r.check(webhook, "proxy-injector webhook's caBundle matches its serving certificate", r.checkWebhookCABundle, ctx)
+	const webhooks = "linkerd-webhooks"
+	for _, w := range []webhook{injectorWebhook, validatorWebhook} {
+		if r.check(webhooks, w.name+" webhook has a valid certificate", r.checkWebhookCert(w), ctx) {
+			r.check(webhooks, fmt.Sprintf("%s webhook certificate is valid for at least %s", w.name, days(r.cfg.ExpiryWarning)), r.checkWebhookCertExpiry(w), ctx)
+			r.check(webhooks, w.name+" webhook's caBundle matches its serving certificate", r.checkWebhookCABundle(w), ctx)
+		}
+		r.check(webhooks, w.name+" Service has ready endpoints", r.checkWebhookEndpoints(w), ctx)
 	}
-	r.check(webhook, "proxy-injector Service has ready endpoints", r.checkInjectorEndpoints, ctx)
 	if r.cfg.InjectionProbe {
-		r.check(webhook, "a dry-run pod with linkerd.io/inject: enabled gets the proxy", r.checkInjectionProbe, ctx)
+		r.check(webhooks, "a dry-run pod with linkerd.io/inject: enabled gets the proxy", r.checkInjectionProbe, ctx)
 	}
 
 	const policy = "linkerd-policy"

@@ -49,7 +49,10 @@ var (
 	issuerArgs  = []string{"--set-file", "identity.issuer.tls.crtPEM=testdata/issuer.crt", "--set-file", "identity.issuer.tls.keyPEM=testdata/issuer.key"}
 	// A fixed webhook certificate, so that the renders are the same every
 	// time (without it the chart generates one: TestGeneratedWebhookCertificate).
-	webhookArgs = []string{"--set-file", "proxyInjector.crtPEM=testdata/webhook.crt", "--set-file", "proxyInjector.keyPEM=testdata/webhook.key", "--set-file", "proxyInjector.caBundle=testdata/webhook-ca.crt"}
+	webhookArgs = []string{
+		"--set-file", "proxyInjector.crtPEM=testdata/webhook.crt", "--set-file", "proxyInjector.keyPEM=testdata/webhook.key", "--set-file", "proxyInjector.caBundle=testdata/webhook-ca.crt",
+		"--set-file", "policyValidator.crtPEM=testdata/webhook.crt", "--set-file", "policyValidator.keyPEM=testdata/webhook.key", "--set-file", "policyValidator.caBundle=testdata/webhook-ca.crt",
+	}
 )
 
 type valueSet struct {
@@ -265,49 +268,57 @@ func TestRenderedPods(t *testing.T) {
 	}
 }
 
-// TestGeneratedWebhookCertificate renders without a webhook certificate: the
-// chart generates a CA and a serving certificate, and the webhook's caBundle
-// is the CA that signed the Secret's certificate.
+// TestGeneratedWebhookCertificate renders without webhook certificates: the
+// chart generates a CA and a serving certificate for each webhook, and its
+// caBundle is the CA that signed its Secret's certificate.
 func TestGeneratedWebhookCertificate(t *testing.T) {
 	objs := objects(t, mustTemplate(t, concat(anchorsArgs, issuerArgs)...))
-	secret := into[corev1.Secret](t, find(t, objs, "Secret", "linkerd-proxy-injector-k8s-tls"))
-	if secret.Type != corev1.SecretTypeTLS {
-		t.Errorf("Secret type %s, want %s", secret.Type, corev1.SecretTypeTLS)
-	}
-	if _, err := tls.X509KeyPair(secret.Data["tls.crt"], secret.Data["tls.key"]); err != nil {
-		t.Fatalf("tls.crt and tls.key do not pair: %v", err)
-	}
-	hook := find(t, objs, "MutatingWebhookConfiguration", "linkerd-proxy-injector-webhook-config")
-	caBundle, _, _ := unstructured.NestedString(hook.Object["webhooks"].([]any)[0].(map[string]any), "clientConfig", "caBundle")
-	if caBundle == "" {
-		t.Fatal("no caBundle")
-	}
-	secretCA := string(mustB64(t, []byte(caBundle)))
-	if secretCA != string(secret.Data["ca.crt"]) {
-		t.Error("the webhook's caBundle is not the Secret's ca.crt")
-	}
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM([]byte(secretCA)) {
-		t.Fatal("caBundle holds no certificate")
-	}
-	block, _ := pem.Decode(secret.Data["tls.crt"])
-	leaf, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range []string{"linkerd-proxy-injector.linkerd.svc", "linkerd-proxy-injector.linkerd.svc.cluster.local"} {
-		if _, err := leaf.Verify(x509.VerifyOptions{DNSName: name, Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
-			t.Errorf("the serving certificate does not verify for %s against the caBundle: %v", name, err)
-		}
-	}
-	if days := time.Until(leaf.NotAfter).Hours() / 24; days < 3600 {
-		t.Errorf("the generated certificate expires in %.0f days; want about 10 years", days)
-	}
-	// Two renders generate two different CAs: the golden value sets must
-	// give the certificate, and upgrades must read it back (TestHelmInstallUpgrade).
 	objs2 := objects(t, mustTemplate(t, concat(anchorsArgs, issuerArgs)...))
-	if s2 := into[corev1.Secret](t, find(t, objs2, "Secret", "linkerd-proxy-injector-k8s-tls")); string(s2.Data["ca.crt"]) == secretCA {
-		t.Error("two renders generated the same CA")
+	for _, w := range []struct{ secret, hookKind, hook, service string }{
+		{"linkerd-proxy-injector-k8s-tls", "MutatingWebhookConfiguration", "linkerd-proxy-injector-webhook-config", "linkerd-proxy-injector"},
+		{"linkerd-policy-validator-k8s-tls", "ValidatingWebhookConfiguration", "linkerd-policy-validator-webhook-config", "linkerd-policy-validator"},
+	} {
+		t.Run(w.service, func(t *testing.T) {
+			secret := into[corev1.Secret](t, find(t, objs, "Secret", w.secret))
+			if secret.Type != corev1.SecretTypeTLS {
+				t.Errorf("Secret type %s, want %s", secret.Type, corev1.SecretTypeTLS)
+			}
+			if _, err := tls.X509KeyPair(secret.Data["tls.crt"], secret.Data["tls.key"]); err != nil {
+				t.Fatalf("tls.crt and tls.key do not pair: %v", err)
+			}
+			hook := find(t, objs, w.hookKind, w.hook)
+			caBundle, _, _ := unstructured.NestedString(hook.Object["webhooks"].([]any)[0].(map[string]any), "clientConfig", "caBundle")
+			if caBundle == "" {
+				t.Fatal("no caBundle")
+			}
+			secretCA := string(mustB64(t, []byte(caBundle)))
+			if secretCA != string(secret.Data["ca.crt"]) {
+				t.Error("the webhook's caBundle is not the Secret's ca.crt")
+			}
+			roots := x509.NewCertPool()
+			if !roots.AppendCertsFromPEM([]byte(secretCA)) {
+				t.Fatal("caBundle holds no certificate")
+			}
+			block, _ := pem.Decode(secret.Data["tls.crt"])
+			leaf, err := x509.ParseCertificate(block.Bytes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, name := range []string{w.service + ".linkerd.svc", w.service + ".linkerd.svc.cluster.local"} {
+				if _, err := leaf.Verify(x509.VerifyOptions{DNSName: name, Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
+					t.Errorf("the serving certificate does not verify for %s against the caBundle: %v", name, err)
+				}
+			}
+			if days := time.Until(leaf.NotAfter).Hours() / 24; days < 3600 {
+				t.Errorf("the generated certificate expires in %.0f days; want about 10 years", days)
+			}
+			// Two renders generate two different CAs: the golden value sets
+			// must give the certificate, and upgrades must read it back
+			// (TestHelmInstallUpgrade).
+			if s2 := into[corev1.Secret](t, find(t, objs2, "Secret", w.secret)); string(s2.Data["ca.crt"]) == secretCA {
+				t.Error("two renders generated the same CA")
+			}
+		})
 	}
 }
 
@@ -449,13 +460,14 @@ func TestHelmInstallUpgrade(t *testing.T) {
 	type state struct {
 		generations map[string]int64
 		images      map[string]string
-		secret      map[string][]byte
-		caBundle    []byte
-		config      string
+		// secrets and caBundles are the webhooks', by webhook.
+		secrets   map[string]map[string][]byte
+		caBundles map[string][]byte
+		config    string
 	}
 	read := func() state {
 		t.Helper()
-		s := state{generations: map[string]int64{}, images: map[string]string{}}
+		s := state{generations: map[string]int64{}, images: map[string]string{}, secrets: map[string]map[string][]byte{}, caBundles: map[string][]byte{}}
 		for _, name := range []string{"linkerd-identity", "linkerd-destination", "linkerd-proxy-injector"} {
 			d, err := kube.AppsV1().Deployments(namespace).Get(ctx, name, metav1.GetOptions{})
 			if err != nil {
@@ -465,16 +477,23 @@ func TestHelmInstallUpgrade(t *testing.T) {
 			c := d.Spec.Template.Spec.Containers
 			s.images[name] = c[len(c)-1].Image
 		}
-		sec, err := kube.CoreV1().Secrets(namespace).Get(ctx, "linkerd-proxy-injector-k8s-tls", metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
+		for _, w := range []string{"linkerd-proxy-injector", "linkerd-policy-validator"} {
+			sec, err := kube.CoreV1().Secrets(namespace).Get(ctx, w+"-k8s-tls", metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.secrets[w] = sec.Data
 		}
-		s.secret = sec.Data
 		hook, err := kube.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, "linkerd-proxy-injector-webhook-config", metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		s.caBundle = hook.Webhooks[0].ClientConfig.CABundle
+		s.caBundles["linkerd-proxy-injector"] = hook.Webhooks[0].ClientConfig.CABundle
+		vhook, err := kube.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, "linkerd-policy-validator-webhook-config", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.caBundles["linkerd-policy-validator"] = vhook.Webhooks[0].ClientConfig.CABundle
 		cm, err := kube.CoreV1().ConfigMaps(namespace).Get(ctx, "linkerd-proxy-injector-config", metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -483,8 +502,10 @@ func TestHelmInstallUpgrade(t *testing.T) {
 		return s
 	}
 	before := read()
-	if !bytes.Equal(before.caBundle, before.secret["ca.crt"]) {
-		t.Error("after install, the webhook's caBundle is not the Secret's CA")
+	for w, ca := range before.caBundles {
+		if !bytes.Equal(ca, before.secrets[w]["ca.crt"]) {
+			t.Errorf("after install, %s's caBundle is not its Secret's CA", w)
+		}
 	}
 
 	helm("upgrade", "linkerd-control-plane", "-n", namespace, "--reuse-values", "--set", "destination.image.tag=other", ".")
@@ -498,13 +519,15 @@ func TestHelmInstallUpgrade(t *testing.T) {
 	if got, want := after.images["linkerd-destination"], "ghcr.io/linkerd-go/destination:other"; got != want {
 		t.Errorf("destination image %s, want %s", got, want)
 	}
-	for _, key := range []string{"tls.crt", "tls.key", "ca.crt"} {
-		if !bytes.Equal(before.secret[key], after.secret[key]) {
-			t.Errorf("the upgrade changed the webhook Secret's %s", key)
+	for w, secret := range before.secrets {
+		for _, key := range []string{"tls.crt", "tls.key", "ca.crt"} {
+			if !bytes.Equal(secret[key], after.secrets[w][key]) {
+				t.Errorf("the upgrade changed %s's Secret's %s", w, key)
+			}
 		}
-	}
-	if !bytes.Equal(before.caBundle, after.caBundle) {
-		t.Error("the upgrade changed the webhook's caBundle")
+		if !bytes.Equal(before.caBundles[w], after.caBundles[w]) {
+			t.Errorf("the upgrade changed %s's caBundle", w)
+		}
 	}
 	if before.config != after.config {
 		t.Error("the upgrade changed the injector's config")

@@ -40,10 +40,11 @@ const (
 // checks what each caller gets: the frontend is served, a meshed caller
 // from another namespace and an unmeshed one get PERMISSION_DENIED from the
 // backend's proxy. Then: a NetworkAuthentication admits the unmeshed
-// caller's address; with destination scaled to zero the proxies keep the
-// policy; a namespace annotated deny refuses what is not authorized, audit
-// lets it through and counts it. Every change takes effect without a pod
-// restart; the delays are logged.
+// caller's address; a namespace annotated deny refuses what is not
+// authorized, audit lets it through and counts it; with destination scaled
+// to zero the proxies keep the policy. Every change takes effect without a
+// pod restart; the delays are logged. Objects that cannot work are refused
+// by the policy validator.
 func testPolicy(t *testing.T, ctx context.Context, kube kubernetes.Interface, c *cluster.Cluster, ns string) {
 	rc, err := clientcmd.BuildConfigFromFlags("", c.KubeconfigPath())
 	if err != nil {
@@ -90,6 +91,29 @@ func testPolicy(t *testing.T, ctx context.Context, kube kubernetes.Interface, c 
 	t.Run("all-callers-served-without-policy", func(t *testing.T) {
 		for _, c := range []caller{own, other, unmeshed} {
 			c.waitFor(t, ctx, served)
+		}
+	})
+
+	t.Run("validator-refuses-unusable-objects", func(t *testing.T) {
+		// The API server asks destination's policy validator, which refuses
+		// with the reason; nothing is stored.
+		for _, o := range []struct {
+			obj  meshlab.PolicyObject
+			want string
+		}{
+			{meshlab.PolicyObject{Kind: "AuthorizationPolicy", Name: "no-such-kind", Spec: map[string]any{
+				"targetRef":                  map[string]any{"group": "policy.linkerd.io", "kind": "Servers", "name": "backend-grpc"},
+				"requiredAuthenticationRefs": []any{},
+			}}, `targetRef: unsupported kind "Servers"`},
+			{meshlab.PolicyObject{Kind: "NetworkAuthentication", Name: "bad-except", Spec: map[string]any{
+				"networks": []any{map[string]any{"cidr": "198.18.0.0/15", "except": []any{"10.0.0.0/8"}}},
+			}}, `except "10.0.0.0/8" is not inside "198.18.0.0/15"`},
+		} {
+			err := meshlab.ApplyPolicy(ctx, dyn, ns, o.obj)
+			if err == nil || !strings.Contains(err.Error(), `admission webhook "linkerd-policy-validator.linkerd.io" denied the request`) || !strings.Contains(err.Error(), o.want) {
+				_ = meshlab.DeletePolicy(ctx, dyn, ns, o.obj)
+				t.Errorf("%s %s: %v, want refused by the policy validator with %q", o.obj.Kind, o.obj.Name, err, o.want)
+			}
 		}
 	})
 
@@ -142,19 +166,6 @@ func testPolicy(t *testing.T, ctx context.Context, kube kubernetes.Interface, c 
 		other.waitFor(t, ctx, permissionDenied)
 	})
 
-	t.Run("policy-kept-without-destination", func(t *testing.T) {
-		scaleControlPlane(t, ctx, kube, "destination", 0)
-		defer scaleControlPlane(t, ctx, kube, "destination", 1)
-		for _, c := range []struct {
-			c    caller
-			want outcome
-		}{{own, served}, {other, permissionDenied}, {unmeshed, served}} {
-			if got := c.c.call(t, ctx); got.kind != c.want {
-				t.Errorf("%s/%s with destination down: %s, want %s", c.c.ns, c.c.app, got, c.want)
-			}
-		}
-	})
-
 	t.Run("namespace-deny-and-audit", func(t *testing.T) {
 		// The other namespace's frontend has no Server: its namespace's
 		// annotation decides. This test calls it from outside the mesh
@@ -175,6 +186,19 @@ func testPolicy(t *testing.T, ctx context.Context, kube kubernetes.Interface, c 
 			t.Error("the audited requests were not counted under authz_name=audit")
 		}
 	})
+	t.Run("policy-kept-without-destination", func(t *testing.T) {
+		scaleControlPlane(t, ctx, kube, "destination", 0)
+		defer scaleControlPlane(t, ctx, kube, "destination", 1)
+		for _, c := range []struct {
+			c    caller
+			want outcome
+		}{{own, served}, {other, permissionDenied}, {unmeshed, served}} {
+			if got := c.c.call(t, ctx); got.kind != c.want {
+				t.Errorf("%s/%s with destination down: %s, want %s", c.c.ns, c.c.app, got, c.want)
+			}
+		}
+	})
+
 }
 
 // outcome is what a call of a frontend came to.

@@ -100,7 +100,10 @@ func TestInstallWithFlagsIsHelmTemplate(t *testing.T) {
 		"--identity-issuer-key-file", chartTestdata+"issuer.key",
 		"--set-file", "proxyInjector.crtPEM="+chartTestdata+"webhook.crt",
 		"--set-file", "proxyInjector.keyPEM="+chartTestdata+"webhook.key",
-		"--set-file", "proxyInjector.caBundle="+chartTestdata+"webhook-ca.crt")
+		"--set-file", "proxyInjector.caBundle="+chartTestdata+"webhook-ca.crt",
+		"--set-file", "policyValidator.crtPEM="+chartTestdata+"webhook.crt",
+		"--set-file", "policyValidator.keyPEM="+chartTestdata+"webhook.key",
+		"--set-file", "policyValidator.caBundle="+chartTestdata+"webhook-ca.crt")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -111,6 +114,9 @@ func TestInstallWithFlagsIsHelmTemplate(t *testing.T) {
 		"proxyInjector.crtPEM=" + chartTestdata + "webhook.crt",
 		"proxyInjector.keyPEM=" + chartTestdata + "webhook.key",
 		"proxyInjector.caBundle=" + chartTestdata + "webhook-ca.crt",
+		"policyValidator.crtPEM=" + chartTestdata + "webhook.crt",
+		"policyValidator.keyPEM=" + chartTestdata + "webhook.key",
+		"policyValidator.caBundle=" + chartTestdata + "webhook-ca.crt",
 	}}.Merge()
 	if err != nil {
 		t.Fatal(err)

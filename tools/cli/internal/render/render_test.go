@@ -38,7 +38,10 @@ func (vs valueSet) helmArgs() []string {
 var (
 	anchors = []string{"identityTrustAnchorsPEM=testdata/ca.crt"}
 	issuer  = []string{"identity.issuer.tls.crtPEM=testdata/issuer.crt", "identity.issuer.tls.keyPEM=testdata/issuer.key"}
-	webhook = []string{"proxyInjector.crtPEM=testdata/webhook.crt", "proxyInjector.keyPEM=testdata/webhook.key", "proxyInjector.caBundle=testdata/webhook-ca.crt"}
+	webhook = []string{
+		"proxyInjector.crtPEM=testdata/webhook.crt", "proxyInjector.keyPEM=testdata/webhook.key", "proxyInjector.caBundle=testdata/webhook-ca.crt",
+		"policyValidator.crtPEM=testdata/webhook.crt", "policyValidator.keyPEM=testdata/webhook.key", "policyValidator.caBundle=testdata/webhook-ca.crt",
+	}
 )
 
 func concat(lists ...[]string) []string {

@@ -18,9 +18,11 @@ proxy would take those connections as its own. Outbound, destination talks
 to the Kubernetes API (informers) and to identity's gRPC port 8080 for its
 own certificate, over TLS it checks itself against identity's name: both
 skip the proxy, so that destination never depends on its own proxy, which in
-turn needs destination for discovery.
+turn needs destination for discovery. The API server calls the policy
+validator on 9443 with TLS for the Service's name (linkerd-policy-validator),
+which destination also terminates itself: skipped inbound too.
 */ -}}
-{{- $skipIn := "8086,8090" -}}
+{{- $skipIn := "8086,8090,9443" -}}
 {{- $skipOut := include "partials.joinLists" (list $v.proxyInit.ignoreOutboundPorts $v.proxyInit.kubeAPIServerPorts "8080") -}}
 apiVersion: v1
 kind: ServiceAccount
@@ -81,6 +83,23 @@ spec:
     port: 8090
     targetPort: 8090
 ---
+# The policy validator, the admission webhook the API server calls.
+apiVersion: v1
+kind: Service
+metadata:
+  name: linkerd-policy-validator
+  namespace: {{ $ns }}
+  labels:
+    {{- include "partials.labels" $c | nindent 4 }}
+spec:
+  type: ClusterIP
+  selector:
+    {{- include "partials.selectorLabels" $c | nindent 4 }}
+  ports:
+  - name: policy-https
+    port: 443
+    targetPort: policy-https
+---
 apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -109,11 +128,11 @@ spec:
       initContainers:
       - {{ include "partials.proxy-init" (dict "root" . "ignoreInboundPorts" $skipIn "ignoreOutboundPorts" "8080") | indent 8 | trim }}
       {{- if $v.proxy.nativeSidecar }}
-      - {{ include "partials.proxy" (dict "root" . "sa" "linkerd-destination" "inboundPorts" "8086,8090,9996") | indent 8 | trim }}
+      - {{ include "partials.proxy" (dict "root" . "sa" "linkerd-destination" "inboundPorts" "8086,8090,9443,9996") | indent 8 | trim }}
       {{- end }}
       containers:
       {{- if not $v.proxy.nativeSidecar }}
-      - {{ include "partials.proxy" (dict "root" . "sa" "linkerd-destination" "inboundPorts" "8086,8090,9996") | indent 8 | trim }}
+      - {{ include "partials.proxy" (dict "root" . "sa" "linkerd-destination" "inboundPorts" "8086,8090,9443,9996") | indent 8 | trim }}
       {{- end }}
       - name: destination
         image: {{ include "partials.image" (dict "root" . "image" $v.destination.image) }}
@@ -122,6 +141,9 @@ spec:
         - --grpc-addr=:8086
         - --policy-addr=:8090
         - --admin-addr=:9996
+        - --admission-addr=:9443
+        - --admission-tls-cert-file=/var/run/linkerd/tls/tls.crt
+        - --admission-tls-key-file=/var/run/linkerd/tls/tls.key
         - --cluster-domain={{ $v.clusterDomain }}
         - --controller-namespace={{ $ns }}
         - --identity-trust-domain={{ include "partials.trustDomain" . }}
@@ -141,6 +163,9 @@ spec:
           protocol: TCP
         - name: policy-grpc
           containerPort: 8090
+          protocol: TCP
+        - name: policy-https
+          containerPort: 9443
           protocol: TCP
         - name: admin-http
           containerPort: 9996
@@ -164,6 +189,9 @@ spec:
         - name: trust-roots
           mountPath: /var/run/linkerd/identity/trust-roots
           readOnly: true
+        - name: policy-tls
+          mountPath: /var/run/linkerd/tls
+          readOnly: true
         # The projected token (audience identity.l5d.io) the proxy also uses:
         # destination gets its own certificate from identity with it.
         - name: linkerd-identity-token
@@ -173,6 +201,9 @@ spec:
       - name: trust-roots
         configMap:
           name: linkerd-identity-trust-roots
+      - name: policy-tls
+        secret:
+          secretName: linkerd-policy-validator-k8s-tls
       {{- include "partials.proxy-volumes" . | nindent 6 }}
 {{- include "partials.pdb" $c }}
 {{- end -}}
@@ -221,4 +252,61 @@ subjects:
 - kind: ServiceAccount
   name: linkerd-destination
   namespace: {{ $ns }}
+{{- end -}}
+
+
+{{/*
+The policy validator's serving certificate (partials.webhook-tls) and its
+registration: the API server sends it every policy.linkerd.io object written,
+and stores only those it allows (destination/README.md, "Policy validator").
+*/}}
+{{- define "destination.policy-validator" -}}
+{{- $v := .Values -}}
+{{- $pv := $v.policyValidator -}}
+{{- $ns := .Release.Namespace -}}
+{{- $c := dict "root" . "component" "destination" -}}
+{{- $secretName := "linkerd-policy-validator-k8s-tls" -}}
+{{- $tls := include "partials.webhook-tls" (dict "root" . "section" $pv "secret" $secretName "service" "linkerd-policy-validator") | fromYaml -}}
+{{- include "partials.webhook-secret" (dict "root" . "component" "destination" "section" $pv "secret" $secretName "tls" $tls) }}
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata:
+  name: linkerd-policy-validator-webhook-config
+  labels:
+    {{- include "partials.labels" $c | nindent 4 }}
+  {{- with include "partials.webhook-ca-annotations" $pv }}
+  {{- . | nindent 2 }}
+  {{- end }}
+webhooks:
+- name: linkerd-policy-validator.linkerd.io
+  admissionReviewVersions: [v1]
+  clientConfig:
+    service:
+      name: linkerd-policy-validator
+      namespace: {{ $ns }}
+      path: /
+      port: 443
+    {{- if and $tls.ca (not (or $pv.injectCaFrom $pv.injectCaFromSecret)) }}
+    caBundle: {{ $tls.ca | b64enc }}
+    {{- end }}
+  rules:
+  - operations: [CREATE, UPDATE]
+    apiGroups: [policy.linkerd.io]
+    apiVersions: ["*"]
+    resources: [authorizationpolicies, httproutes, meshtlsauthentications, networkauthentications, serverauthorizations, servers]
+    scope: Namespaced
+  failurePolicy: {{ $v.webhookFailurePolicy }}
+  matchPolicy: Equivalent
+  sideEffects: None
+  timeoutSeconds: {{ int $pv.timeoutSeconds }}
+  namespaceSelector:
+    {{- if kindIs "invalid" $pv.namespaceSelector }}
+    matchExpressions:
+    - key: config.linkerd.io/admission-webhooks
+      operator: NotIn
+      values: [disabled]
+    {{- else }}
+    {{- toYaml $pv.namespaceSelector | nindent 4 }}
+    {{- end }}
 {{- end -}}

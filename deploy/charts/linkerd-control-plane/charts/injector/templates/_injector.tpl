@@ -177,21 +177,8 @@ subjects:
 {{- end -}}
 
 {{/*
-The webhook's serving certificate and its registration, in one template so
-that both see the same generated certificate.
-
-Where the certificate comes from, first match wins:
-  proxyInjector.externalSecret   someone else writes the Secret; the CA comes
-                                 from proxyInjector.caBundle or cert-manager's
-                                 CA injector (injectCaFrom/injectCaFromSecret)
-  proxyInjector.crtPEM/keyPEM    given; CA = proxyInjector.caBundle, else crtPEM
-  the existing Secret            read back with lookup: upgrades keep it, so
-                                 they do not rotate it or restart the injector
-  generated                      a P-256 CA and a certificate for the Service's
-                                 names, valid 10 years (a webhook certificate
-                                 that expires silently turns into unmeshed pods
-                                 under failurePolicy Ignore)
-`helm template` and --dry-run cannot look up, so they always generate.
+The webhook's serving certificate (partials.webhook-tls) and its
+registration, in one template so that both see the same certificate.
 */}}
 {{- define "injector.webhook" -}}
 {{- $v := .Values -}}
@@ -199,45 +186,9 @@ Where the certificate comes from, first match wins:
 {{- $ns := .Release.Namespace -}}
 {{- $c := dict "root" . "component" "proxy-injector" -}}
 {{- $secretName := "linkerd-proxy-injector-k8s-tls" -}}
-{{- $host := printf "linkerd-proxy-injector.%s.svc" $ns -}}
-{{- $crt := "" -}}
-{{- $key := "" -}}
-{{- $ca := $inj.caBundle -}}
-{{- if not $inj.externalSecret -}}
-{{- if $inj.crtPEM -}}
-{{- $crt = $inj.crtPEM -}}
-{{- $key = $inj.keyPEM -}}
-{{- $ca = default $inj.crtPEM $inj.caBundle -}}
-{{- else -}}
-{{- $existing := lookup "v1" "Secret" $ns $secretName -}}
-{{- $data := dig "data" dict $existing -}}
-{{- if and (index $data "tls.crt") (index $data "tls.key") (index $data "ca.crt") -}}
-{{- $crt = index $data "tls.crt" | b64dec -}}
-{{- $key = index $data "tls.key" | b64dec -}}
-{{- $ca = default (index $data "ca.crt" | b64dec) $inj.caBundle -}}
-{{- else -}}
-{{- $caCert := genCAWithKey (printf "linkerd-proxy-injector.%s CA" $ns) 3650 (genPrivateKey "ecdsa") -}}
-{{- $cert := genSignedCertWithKey $host nil (list $host (printf "%s.%s" $host $v.clusterDomain)) 3650 $caCert (genPrivateKey "ecdsa") -}}
-{{- $crt = $cert.Cert -}}
-{{- $key = $cert.Key -}}
-{{- $ca = default $caCert.Cert $inj.caBundle -}}
-{{- end -}}
-{{- end -}}
-{{- end -}}
-{{- if not $inj.externalSecret }}
-apiVersion: v1
-kind: Secret
-metadata:
-  name: {{ $secretName }}
-  namespace: {{ $ns }}
-  labels:
-    {{- include "partials.labels" $c | nindent 4 }}
-type: kubernetes.io/tls
-data:
-  tls.crt: {{ $crt | b64enc }}
-  tls.key: {{ $key | b64enc }}
-  ca.crt: {{ $ca | b64enc }}
-{{- end }}
+{{- $tls := include "partials.webhook-tls" (dict "root" . "section" $inj "secret" $secretName "service" "linkerd-proxy-injector") | fromYaml -}}
+{{- $ca := $tls.ca -}}
+{{- include "partials.webhook-secret" (dict "root" . "component" "proxy-injector" "section" $inj "secret" $secretName "tls" $tls) }}
 ---
 apiVersion: admissionregistration.k8s.io/v1
 kind: MutatingWebhookConfiguration
@@ -245,14 +196,8 @@ metadata:
   name: linkerd-proxy-injector-webhook-config
   labels:
     {{- include "partials.labels" $c | nindent 4 }}
-  {{- if or $inj.injectCaFrom $inj.injectCaFromSecret }}
-  annotations:
-    {{- with $inj.injectCaFrom }}
-    cert-manager.io/inject-ca-from: {{ . }}
-    {{- end }}
-    {{- with $inj.injectCaFromSecret }}
-    cert-manager.io/inject-ca-from-secret: {{ . }}
-    {{- end }}
+  {{- with include "partials.webhook-ca-annotations" $inj }}
+  {{- . | nindent 2 }}
   {{- end }}
 webhooks:
 - name: linkerd-proxy-injector.linkerd.io

@@ -1,4 +1,8 @@
-package app
+// Package certfile serves a TLS certificate from a PEM certificate and key
+// on disk, and reads them again when they change: a Secret volume that the
+// kubelet updates, or a certificate that cert-manager renews, takes effect
+// on the next handshake without a restart.
+package certfile
 
 import (
 	"crypto/tls"
@@ -10,11 +14,10 @@ import (
 	"github.com/go-logr/logr"
 )
 
-// certReloader serves the webhook's certificate from files, and reads them
-// again when they change (a renewed Secret, a cert-manager rotation). Each
-// TLS handshake checks the files' identity, size and modification time (two
+// Reloader holds the last good certificate of a file pair. Each TLS
+// handshake checks the files' identity, size and modification time (two
 // stats); a pair that fails to load is logged and the previous one kept.
-type certReloader struct {
+type Reloader struct {
 	certFile, keyFile string
 	log               logr.Logger
 	onReload          func(error)
@@ -37,8 +40,11 @@ func (s stamp) same(o stamp) bool {
 	return os.SameFile(s.info, o.info) && s.info.Size() == o.info.Size() && s.info.ModTime().Equal(o.info.ModTime())
 }
 
-func newCertReloader(certFile, keyFile string, log logr.Logger, onReload func(error)) (*certReloader, error) {
-	r := &certReloader{certFile: certFile, keyFile: keyFile, log: log, onReload: onReload}
+// New loads the pair; it fails when the files are missing or do not hold a
+// matching certificate and key. onReload, when not nil, is called after
+// every reload attempt with its error (nil: the new pair is served).
+func New(certFile, keyFile string, log logr.Logger, onReload func(error)) (*Reloader, error) {
+	r := &Reloader{certFile: certFile, keyFile: keyFile, log: log, onReload: onReload}
 	cs, ks, err := r.stamps()
 	if err != nil {
 		return nil, err
@@ -49,7 +55,7 @@ func newCertReloader(certFile, keyFile string, log logr.Logger, onReload func(er
 	return r, nil
 }
 
-func (r *certReloader) stamps() (stamp, stamp, error) {
+func (r *Reloader) stamps() (stamp, stamp, error) {
 	ci, err := os.Stat(r.certFile)
 	if err != nil {
 		return stamp{}, stamp{}, err
@@ -61,19 +67,20 @@ func (r *certReloader) stamps() (stamp, stamp, error) {
 	return stamp{ci}, stamp{ki}, nil
 }
 
-// load reads the pair; r.mu is held or r is not shared yet.
-func (r *certReloader) load(cs, ks stamp) error {
+// load reads the pair; r.mu is held or r is not shared yet. On failure the
+// previous certificate stays.
+func (r *Reloader) load(cs, ks stamp) error {
 	r.certStamp, r.keyStamp = cs, ks
 	cert, err := tls.LoadX509KeyPair(r.certFile, r.keyFile)
 	if err != nil {
-		return fmt.Errorf("loading webhook certificate %s and key %s: %w", r.certFile, r.keyFile, err)
+		return fmt.Errorf("loading certificate %s and key %s: %w", r.certFile, r.keyFile, err)
 	}
 	r.cert = &cert
 	return nil
 }
 
 // GetCertificate is the tls.Config hook.
-func (r *certReloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+func (r *Reloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	cs, ks, err := r.stamps()
@@ -86,9 +93,9 @@ func (r *certReloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, e
 	}
 	err = r.load(cs, ks)
 	if err != nil {
-		r.log.Error(err, "keeping the previous webhook certificate")
+		r.log.Error(err, "keeping the previous certificate")
 	} else {
-		r.log.Info("webhook certificate reloaded", "notAfter", r.cert.Leaf.NotAfter.Format(time.RFC3339))
+		r.log.Info("certificate reloaded", "file", r.certFile, "notAfter", r.cert.Leaf.NotAfter.Format(time.RFC3339))
 	}
 	if r.onReload != nil {
 		r.onReload(err)
