@@ -396,13 +396,20 @@ func (c *cluster) makeHealthy(t *testing.T, ctx context.Context, ns string) {
 			t.Fatal(err)
 		}
 	}
+	// The webhooks' Services, as the EndpointSlice controller would fill them.
 	slices := c.kube.DiscoveryV1().EndpointSlices(ns)
-	if _, err := slices.Get(ctx, "linkerd-proxy-injector-1", metav1.GetOptions{}); err != nil {
+	for _, svc := range []struct {
+		name, port string
+		number     int32
+	}{{"linkerd-proxy-injector", "proxy-injector", 8443}, {"linkerd-policy-validator", "policy-https", 9443}} {
+		if _, err := slices.Get(ctx, svc.name+"-1", metav1.GetOptions{}); err == nil {
+			continue
+		}
 		slice := &discoveryv1.EndpointSlice{
-			ObjectMeta:  metav1.ObjectMeta{Name: "linkerd-proxy-injector-1", Namespace: ns, Labels: map[string]string{discoveryv1.LabelServiceName: "linkerd-proxy-injector"}},
+			ObjectMeta:  metav1.ObjectMeta{Name: svc.name + "-1", Namespace: ns, Labels: map[string]string{discoveryv1.LabelServiceName: svc.name}},
 			AddressType: discoveryv1.AddressTypeIPv4,
 			Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.0.0.5"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
-			Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("proxy-injector"), Port: ptr.To[int32](8443)}},
+			Ports:       []discoveryv1.EndpointPort{{Name: ptr.To(svc.port), Port: ptr.To(svc.number)}},
 		}
 		if _, err := slices.Create(ctx, slice, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
