@@ -187,6 +187,9 @@ func (a *App) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	if err := index.UseServers(policyInformers.Servers, policies); err != nil {
+		return err
+	}
 
 	// Our own certificate.
 	var certs *identity.Client

@@ -142,8 +142,16 @@ func TestWatchPortAgainstAPIServer(t *testing.T) {
 	server := "podSelector: {matchLabels: {app: web}}\nport: http\n"
 	r.applySpec("policy.linkerd.io/v1beta3", "Server", "web-http", server)
 	expect(t, s, policyText("server server/web-http detect", defaultRoutes))
+	// proxyProtocol opaque reaches discovery too: the pod's port is hinted
+	// opaque, reached through its proxy's inbound port.
+	eps := r.get("10.4.0.1:8080")
+	expect(t, eps, "add {namespace="+ns+"}\n  10.4.0.1:8080 id="+id("web")+" h2 {pod=web-1,serviceaccount=web}")
+	r.applySpec("policy.linkerd.io/v1beta3", "Server", "web-http", server+"proxyProtocol: opaque\n")
+	expect(t, s, policyText("server server/web-http opaque", defaultRoutes))
+	expect(t, eps, "add {namespace="+ns+"}\n  10.4.0.1:8080 id="+id("web")+" opaque(4143) {pod=web-1,serviceaccount=web}")
 	r.applySpec("policy.linkerd.io/v1beta3", "Server", "web-http", server+"proxyProtocol: HTTP/2\n")
 	expect(t, s, policyText("server server/web-http http2", defaultRoutes))
+	expect(t, eps, "add {namespace="+ns+"}\n  10.4.0.1:8080 id="+id("web")+" h2 {pod=web-1,serviceaccount=web}")
 
 	// ServerAuthorization: created, changed, deleted.
 	r.applySpec("policy.linkerd.io/v1beta1", "ServerAuthorization", "vote", `

@@ -303,3 +303,11 @@ func (ix *Index) allWatchers(any) []*watcher {
 	}
 	return out
 }
+
+// Opaque reports whether the Server that takes port on pod declares
+// proxyProtocol opaque: discovery then hints the port as opaque, as the
+// opaque-ports annotation does.
+func (ix *Index) Opaque(pod *corev1.Pod, port uint16) bool {
+	_, srv := ix.computer.matchServer(pod, port)
+	return srv != nil && srv.protocol.GetOpaque() != nil
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,6 +30,7 @@ import (
 	"github.com/linkerd-go/linkerd-go/destination/internal/informertest"
 	"github.com/linkerd-go/linkerd-go/destination/internal/k8s"
 	"github.com/linkerd-go/linkerd-go/destination/internal/metrics"
+	"github.com/linkerd-go/linkerd-go/destination/internal/policy"
 	"github.com/linkerd-go/linkerd-go/destination/internal/profile"
 	"github.com/linkerd-go/linkerd-go/destination/internal/target"
 	"github.com/linkerd-go/linkerd-go/destination/internal/updatetest"
@@ -72,7 +74,7 @@ func newEnv(t *testing.T, cfg Config, fixtures ...string) *testEnv {
 		for _, u := range readYAML(t, filepath.Join("testdata", f)) {
 			gvk := u.GroupVersionKind()
 			switch {
-			case gvk.Kind == "ServiceProfile":
+			case gvk.Kind == "ServiceProfile" || gvk.Group == k8s.ServerGVR.Group:
 				dyn = append(dyn, u)
 			case gvk.Kind == "ReplicaSet":
 				metas = append(metas, toPartial(u))
@@ -103,12 +105,13 @@ func newEnvFrom(t testing.TB, cfg Config, typed, metas, dyn []runtime.Object, fa
 	metaScheme.AddKnownTypeWithName(rsGVK, &metav1.PartialObjectMetadata{})
 	metaScheme.AddKnownTypeWithName(rsGVK.GroupVersion().WithKind("ReplicaSetList"), &metav1.PartialObjectMetadataList{})
 	e.meta = metadatafake.NewSimpleMetadataClient(metaScheme, metas...)
-	e.dynamic = dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
-		map[schema.GroupVersionResource]string{profile.GVR: "ServiceProfileList"}, dyn...)
+	listKinds := map[schema.GroupVersionResource]string{profile.GVR: "ServiceProfileList"}
+	maps.Copy(listKinds, k8s.PolicyGVRs)
+	e.dynamic = dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), listKinds, dyn...)
 
 	// The fakes do not replay changes made between an informer's list and
 	// its watch: wait until every informer watches before changing objects.
-	watching := informertest.New(6)
+	watching := informertest.New(6 + len(k8s.PolicyGVRs))
 	watching.Attach(e.client)
 	watching.Attach(e.meta)
 	watching.Attach(e.dynamic)
@@ -127,8 +130,22 @@ func newEnvFrom(t testing.TB, cfg Config, typed, metas, dyn []runtime.Object, fa
 	if e.index, err = New(log, cfg, e.cluster, e.metrics); err != nil {
 		t.Fatal(err)
 	}
+	// Servers declaring opaque ports, through the policy index as
+	// destination wires it.
+	policyInformers, err := k8s.NewPolicy(e.dynamic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	policies, err := policy.New(log, policy.Config{}, e.cluster.Pods, e.cluster.Namespaces, policyInformers, e.metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.index.UseServers(policyInformers.Servers, policies); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cluster.Start(ctx)
+	policyInformers.Start(ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -138,10 +155,14 @@ func newEnvFrom(t testing.TB, cfg Config, typed, metas, dyn []runtime.Object, fa
 		cancel()
 		<-done
 		e.cluster.Shutdown()
+		policyInformers.Shutdown()
 	})
 	syncCtx, syncCancel := context.WithTimeout(ctx, waitFor)
 	defer syncCancel()
 	if err := e.cluster.WaitForSync(syncCtx); err != nil {
+		t.Fatal(err)
+	}
+	if err := policyInformers.WaitForSync(syncCtx); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -207,8 +228,8 @@ func (e *testEnv) apply(doc string) {
 	e.t.Helper()
 	ctx := context.Background()
 	for _, u := range decodeYAML(e.t, []byte(doc)) {
-		if u.GetKind() == "ServiceProfile" {
-			res := e.dynamic.Resource(profile.GVR).Namespace(u.GetNamespace())
+		if gvr, ok := dynamicGVR(u.GetKind()); ok {
+			res := e.dynamic.Resource(gvr).Namespace(u.GetNamespace())
 			if _, err := res.Get(ctx, u.GetName(), metav1.GetOptions{}); err == nil {
 				_, err = res.Update(ctx, u, metav1.UpdateOptions{})
 				e.check(err)
@@ -232,14 +253,25 @@ func (e *testEnv) apply(doc string) {
 // remove deletes an object.
 func (e *testEnv) remove(kind, namespace, name string) {
 	e.t.Helper()
-	if kind == "ServiceProfile" {
-		e.check(e.dynamic.Resource(profile.GVR).Namespace(namespace).Delete(context.Background(), name, metav1.DeleteOptions{}))
+	if gvr, ok := dynamicGVR(kind); ok {
+		e.check(e.dynamic.Resource(gvr).Namespace(namespace).Delete(context.Background(), name, metav1.DeleteOptions{}))
 		return
 	}
 	u := &unstructured.Unstructured{}
 	u.SetKind(kind)
 	gvr, _ := gvrOf(u)
 	e.check(e.client.Tracker().Delete(gvr, namespace, name))
+}
+
+// dynamicGVR names the resource of a kind the dynamic client serves.
+func dynamicGVR(kind string) (schema.GroupVersionResource, bool) {
+	switch kind {
+	case "ServiceProfile":
+		return profile.GVR, true
+	case "Server":
+		return k8s.ServerGVR, true
+	}
+	return schema.GroupVersionResource{}, false
 }
 
 func (e *testEnv) check(err error) {

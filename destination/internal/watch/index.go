@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/client-go/tools/cache"
@@ -56,6 +57,8 @@ const (
 	depNamespace
 	depReplicaSet
 	depProfile
+	// depServers is the policy Servers of a namespace (ns; name is empty).
+	depServers
 )
 
 // dep is something a watcher's state was computed from.
@@ -75,6 +78,8 @@ type Index struct {
 	cfg     Config
 	cluster *k8s.Cluster
 	metrics *metrics.Metrics
+	// servers, when set, reads the Servers' declared protocols.
+	servers ServerProtocols
 
 	mu        sync.Mutex
 	endpoints map[target.Target]*endpointsWatcher
@@ -119,30 +124,55 @@ func New(log logr.Logger, cfg Config, cluster *k8s.Cluster, m *metrics.Metrics) 
 		{cluster.Profiles, "serviceprofiles", func(obj any) []dep { return []dep{{kind: depProfile, ns: k8s.Namespace(obj), name: k8s.Name(obj)}} }},
 	}
 	for _, h := range handlers {
-		events := m.InformerEvents.WithLabelValues(h.resource)
-		depsOf := h.deps
-		_, err := h.inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc: func(obj any) {
-				events.Inc()
-				ix.changed(depsOf(obj))
-			},
-			UpdateFunc: func(old, obj any) {
-				events.Inc()
-				ix.changed(append(depsOf(old), depsOf(obj)...))
-			},
-			DeleteFunc: func(obj any) {
-				events.Inc()
-				if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-					obj = t.Obj
-				}
-				ix.changed(depsOf(obj))
-			},
-		})
-		if err != nil {
+		if err := ix.handle(h.inf, m.InformerEvents.WithLabelValues(h.resource), h.deps); err != nil {
 			return nil, err
 		}
 	}
 	return ix, nil
+}
+
+// ServerProtocols says which pod ports a policy.linkerd.io Server declares
+// opaque (the policy index does).
+type ServerProtocols interface {
+	Opaque(pod *corev1.Pod, port uint16) bool
+}
+
+// UseServers makes a Server's proxyProtocol opaque mark the pod ports it
+// takes as opaque, as the opaque-ports annotation does: inf is the Servers
+// informer (its changes recompute the watchers of its namespace's pods),
+// protocols reads it. Call it before Run.
+func (ix *Index) UseServers(inf cache.SharedIndexInformer, protocols ServerProtocols) error {
+	ix.servers = protocols
+	// The policy index counts the Servers' informer events already.
+	return ix.handle(inf, nil, func(obj any) []dep { return []dep{{kind: depServers, ns: k8s.Namespace(obj)}} })
+}
+
+// handle registers the handler that marks dirty the watchers depending on
+// what depsOf says an object is; events, when set, counts the events.
+func (ix *Index) handle(inf cache.SharedIndexInformer, events prometheus.Counter, depsOf func(obj any) []dep) error {
+	count := func() {
+		if events != nil {
+			events.Inc()
+		}
+	}
+	_, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(obj any) {
+			count()
+			ix.changed(depsOf(obj))
+		},
+		UpdateFunc: func(old, obj any) {
+			count()
+			ix.changed(append(depsOf(old), depsOf(obj)...))
+		},
+		DeleteFunc: func(obj any) {
+			count()
+			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = t.Obj
+			}
+			ix.changed(depsOf(obj))
+		},
+	})
+	return err
 }
 
 // Run recomputes dirty watchers until ctx is done.

@@ -235,7 +235,7 @@ func (ix *Index) endpoint(ap netip.AddrPort, pod *corev1.Pod, zone string, svcOp
 		if kind, name := ix.owner(pod, d); kind != "" {
 			labels[kind] = name
 		}
-		opaque = opaque || ix.podOpaque(pod, ap.Port())
+		opaque = opaque || ix.podOpaque(pod, ap.Port()) || ix.serverOpaque(pod, ap.Port(), d)
 		if pod.Labels[mesh.LabelControlPlaneNS] == ix.cfg.ControlPlaneNamespace && !ix.portSkipped(pod, ap.Port()) {
 			name := identityv1.Name{ServiceAccount: sa, Namespace: pod.Namespace, ControlPlaneNamespace: ix.cfg.ControlPlaneNamespace, TrustDomain: ix.cfg.TrustDomain}
 			if name.Validate() == nil {
@@ -307,6 +307,16 @@ func (ix *Index) opaqueList(kind, namespace, name string, annotations map[string
 
 func (ix *Index) podOpaque(pod *corev1.Pod, port uint16) bool {
 	return mesh.PortsContain(ix.opaqueList("pod", pod.Namespace, pod.Name, pod.Annotations), port)
+}
+
+// serverOpaque reports whether the Server that takes the pod's port
+// declares it opaque.
+func (ix *Index) serverOpaque(pod *corev1.Pod, port uint16, d deps) bool {
+	if ix.servers == nil {
+		return false
+	}
+	d.add(depServers, pod.Namespace, "")
+	return ix.servers.Opaque(pod, port)
 }
 
 func (ix *Index) serviceOpaque(svc *corev1.Service, port uint16) bool {

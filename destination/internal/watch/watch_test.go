@@ -354,3 +354,46 @@ addressType: IPv4
 ports: [{name: http, port: 8080}]
 endpoints:` + endpoints
 }
+
+// A Server with proxyProtocol opaque makes the ports it takes opaque, as
+// the annotation does: endpoints are reached through the proxy's inbound
+// port, a pod IP's profile is opaque; the change reaches open streams both
+// ways, and a Server that declares another protocol changes nothing.
+func TestServerDeclaredOpaque(t *testing.T) {
+	e := newEnv(t, defaultConfig(), "emojivoto.yaml")
+	eps := e.get("web.emojivoto.svc.cluster.local:80")
+	eps.expect("add {namespace=emojivoto,service=web}\n  " + web1 + "\n  " + web2)
+	prof := e.getProfile("10.1.0.1:8080", "")
+	prof.expect(`
+profile "" opaque=false budget=0.2/10/10s
+  endpoint 10.1.0.1:8080 id=` + webID + ` h2 {deployment=web,pod=web-1,pod_template_hash=5d8f,serviceaccount=web}`)
+
+	server := func(protocol string) string {
+		return `
+apiVersion: policy.linkerd.io/v1beta3
+kind: Server
+metadata: {name: web-http, namespace: emojivoto}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  port: http
+  proxyProtocol: ` + protocol
+	}
+	e.apply(server("opaque"))
+	opaque1 := "10.1.0.1:8080 id=" + webID + " opaque(4143) {deployment=web,pod=web-1,pod_template_hash=5d8f,serviceaccount=web,zone=zone-a}"
+	opaque2 := "10.1.0.2:8080 id=" + webID + " opaque(4143) {deployment=web,pod=web-2,pod_template_hash=5d8f,serviceaccount=web,zone=zone-b}"
+	eps.expect("add {namespace=emojivoto,service=web}\n  " + opaque1 + "\n  " + opaque2)
+	prof.expect(`
+profile "" opaque=true budget=0.2/10/10s
+  endpoint 10.1.0.1:8080 id=` + webID + ` opaque(4143) {deployment=web,pod=web-1,pod_template_hash=5d8f,serviceaccount=web}`)
+
+	e.apply(server("HTTP/1"))
+	eps.expect("add {namespace=emojivoto,service=web}\n  " + web1 + "\n  " + web2)
+	prof.expect(`
+profile "" opaque=false budget=0.2/10/10s
+  endpoint 10.1.0.1:8080 id=` + webID + ` h2 {deployment=web,pod=web-1,pod_template_hash=5d8f,serviceaccount=web}`)
+
+	e.apply(server("opaque"))
+	eps.expect("add {namespace=emojivoto,service=web}\n  " + opaque1 + "\n  " + opaque2)
+	e.remove("Server", "emojivoto", "web-http")
+	eps.expect("add {namespace=emojivoto,service=web}\n  " + web1 + "\n  " + web2)
+}

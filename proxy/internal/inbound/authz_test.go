@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -127,12 +126,7 @@ func TestRequestsAuthorized(t *testing.T) {
 // let through.
 func TestConnectionsAuthorized(t *testing.T) {
 	f, reg := authzFixture(t, webOnly())
-	f.toEcho.Store(true)
-	c, err := net.Dial("tcp", f.proxy)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := f.dialEcho(t)
 	fmt.Fprint(c, "\x00binary hello\n")
 	if n, err := c.Read(make([]byte, 64)); err != io.EOF {
 		t.Errorf("denied connection: read %d bytes, %v; want it closed", n, err)
@@ -169,5 +163,64 @@ func TestDenyAndAuditDefaults(t *testing.T) {
 	}
 	if got := counter(t, reg, "inbound_http_authz_allow_total", map[string]string{"authz_kind": "default", "authz_name": "audit", "srv_name": "audit"}); got != 1 {
 		t.Errorf("audit allow = %v, want 1", got)
+	}
+}
+
+// serverWith is a Server that lets everyone in and declares protocol.
+func serverWith(protocol *policyv1.ProxyProtocol) *policy.Port {
+	anyone := &policyv1.Authentication{Kind: &policyv1.Authentication_Unauthenticated{Unauthenticated: &policyv1.Authentication_AnyClient{}}}
+	return policy.FromProto(&policyv1.Server{
+		Protocol:       protocol,
+		Labels:         map[string]string{"kind": "Server", "name": "declared"},
+		Authorizations: []*policyv1.Authorization{{Authentication: anyone, Labels: map[string]string{"kind": "default", "name": "all-unauthenticated"}}},
+		HttpRoutes:     []*policyv1.HttpRoute{{Labels: map[string]string{"kind": "default", "name": "default"}, Rules: []*policyv1.HttpRoute_Rule{{}}}},
+	})
+}
+
+// A Server's proxyProtocol opaque makes the port's bytes pass untouched:
+// a plaintext HTTP request reaches the application as it was written (the
+// echo application returns it verbatim) and is counted as a connection,
+// while a client proxy's mesh TLS is still terminated.
+func TestServerDeclaredOpaque(t *testing.T) {
+	f, reg := authzFixture(t, serverWith(&policyv1.ProxyProtocol{Kind: &policyv1.ProxyProtocol_Opaque{Opaque: &policyv1.ProxyProtocol_OpaqueOptions{}}}))
+	c := f.dialEcho(t)
+	const req = "GET /x HTTP/1.1\r\nhost: as-written\r\n\r\n"
+	fmt.Fprint(c, req)
+	got := make([]byte, len(req))
+	if _, err := io.ReadFull(c, got); err != nil || string(got) != req {
+		t.Errorf("echoed %q, %v; want the request verbatim", got, err)
+	}
+	c.Close()
+	if got := counter(t, reg, "inbound_tcp_authz_allow_total", map[string]string{"srv_name": "declared"}); got != 1 {
+		t.Errorf("tcp allow = %v, want 1", got)
+	}
+	if got := counter(t, reg, "inbound_http_authz_allow_total", map[string]string{"srv_name": "declared"}); got != 0 {
+		t.Errorf("http allow = %v, want 0 (nothing read as HTTP)", got)
+	}
+
+	f.toEcho.Store(false)
+	body, resp := get(t, f.meshClient(t, "h2"), "https://"+f.proxy+"/over-mesh", nil)
+	if resp.StatusCode != 200 || !strings.Contains(body, "client-id="+clientID) {
+		t.Errorf("meshed HTTP on the opaque port: %d %q", resp.StatusCode, body)
+	}
+}
+
+// A Server that declares HTTP closes a connection that is not HTTP rather
+// than forwarding it.
+func TestServerDeclaredHTTP(t *testing.T) {
+	f, reg := authzFixture(t, serverWith(&policyv1.ProxyProtocol{Kind: &policyv1.ProxyProtocol_Http1{Http1: &policyv1.ProxyProtocol_Http1Options{}}}))
+	c := f.dialEcho(t)
+	fmt.Fprint(c, "\x00binary hello\n")
+	if n, err := c.Read(make([]byte, 64)); err != io.EOF {
+		t.Errorf("non-HTTP on a declared HTTP port: read %d bytes, %v; want it closed", n, err)
+	}
+	if got := counter(t, reg, "inbound_tcp_authz_allow_total", map[string]string{"srv_name": "declared"}); got != 0 {
+		t.Errorf("tcp allow = %v, want 0 (never forwarded)", got)
+	}
+	f.toEcho.Store(false)
+	plain := &http.Client{Transport: &http.Transport{}}
+	t.Cleanup(plain.CloseIdleConnections)
+	if _, resp := get(t, plain, "http://"+f.proxy+"/", nil); resp.StatusCode != 200 {
+		t.Errorf("HTTP on the declared HTTP port: %d, want 200", resp.StatusCode)
 	}
 }

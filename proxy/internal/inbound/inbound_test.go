@@ -228,15 +228,23 @@ func TestForeignClientRefused(t *testing.T) {
 	}
 }
 
-// Opaque bytes pass through both ways.
-func TestOpaqueTCP(t *testing.T) {
-	f := newFixture(t)
+// dialEcho connects a plaintext client to the proxy, its connections
+// redirected to the echo application; t's cleanup closes it.
+func (f *fixture) dialEcho(t *testing.T) net.Conn {
+	t.Helper()
 	f.toEcho.Store(true)
 	c, err := net.Dial("tcp", f.proxy)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// Opaque bytes pass through both ways.
+func TestOpaqueTCP(t *testing.T) {
+	f := newFixture(t)
+	c := f.dialEcho(t)
 	fmt.Fprint(c, "\x00binary hello\n")
 	line, err := bufio.NewReader(c).ReadString('\n')
 	if err != nil || line != "\x00binary hello\n" {

@@ -19,6 +19,7 @@ import (
 	"github.com/linkerd-go/linkerd-go/proxy/internal/metrics"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/origdst"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/origproto"
+	"github.com/linkerd-go/linkerd-go/proxy/internal/policy"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/replay"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/route"
 	"github.com/linkerd-go/linkerd-go/proxy/internal/stack"
@@ -27,10 +28,11 @@ import (
 
 // This file is the inbound path, top to bottom: a connection is accepted
 // (forward.Serve, under the side's limiter), its original destination
-// recovered, its protocol detected; mesh TLS meant for this proxy is
-// terminated and the client's identity learned (handleTLS); opaque bytes go
-// to the application as they are (forwardTCP), HTTP is served per request
-// by the request stack (newRequestStack).
+// recovered, its protocol detected (within what the port's Server
+// declares); mesh TLS meant for this proxy is terminated and the client's
+// identity learned (handleTLS); opaque bytes go to the application as they
+// are (forwardTCP), HTTP is served per request by the request stack
+// (newRequestStack).
 
 // handle classifies one accepted connection and hands it on.
 func (p *Proxy) handle(c net.Conn, slot *forward.Slot) {
@@ -52,7 +54,22 @@ func (p *Proxy) handle(c net.Conn, slot *forward.Slot) {
 		p.forwardTCP(c, dst, metrics.Labels{Direction: "inbound", TargetAddr: dst.String(), TLS: "no_identity"})
 		return
 	}
-	proto, dc, err := detect.Detect(c, p.cfg.DetectTimeout)
+	// The port's Server may say what it carries (proxyProtocol): opaque
+	// and application TLS are never read as HTTP, and declared HTTP is
+	// never forwarded as opaque bytes. Mesh TLS is terminated on every
+	// port, as a client proxy that saw HTTP sends it over mesh TLS
+	// whatever the Server says.
+	declared := policy.Detect
+	timeout := p.cfg.DetectTimeout
+	if !direct {
+		if pol := p.cfg.Authz.Policy(dst.Port()); pol != nil {
+			declared = pol.Protocol
+			if pol.DetectTimeout > 0 {
+				timeout = pol.DetectTimeout
+			}
+		}
+	}
+	proto, dc, err := detect.Detect(c, timeout)
 	if err != nil {
 		c.Close()
 		return
@@ -63,6 +80,11 @@ func (p *Proxy) handle(c net.Conn, slot *forward.Slot) {
 	case direct:
 		p.log.V(1).Info("refused a direct connection without mesh TLS", "client", c.RemoteAddr().String())
 		c.Close()
+	case declared == policy.Opaque || declared == policy.TLS:
+		p.forwardTCP(dc, dst, metrics.Labels{Direction: "inbound", TargetAddr: dst.String(), TLS: "no_identity"})
+	case (declared == policy.HTTP1 || declared == policy.HTTP2 || declared == policy.GRPC) && proto != detect.HTTP1 && proto != detect.HTTP2:
+		p.log.V(1).Info("closed a connection that is not HTTP on a port its Server declares HTTP", "client", c.RemoteAddr().String(), "port", dst.Port())
+		dc.Close()
 	case proto == detect.HTTP1:
 		if err := p.http.Serve(forward.GuardHTTP1(dc), &forward.ConnMeta{Dst: dst, Client: remoteAddr(c), Slot: slot}); err != nil {
 			c.Close()
